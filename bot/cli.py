@@ -1,0 +1,197 @@
+"""``python -m bot …`` — the commands of INTERFACES.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.flows import FlowError
+
+log = logging.getLogger("bot")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # third-party loggers that would print URLs containing tokens
+    for noisy in ("httpx", "telegram", "twilio.http_client", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+# --- serve ----------------------------------------------------------------------
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    from aiohttp import web
+
+    from bot.app import build
+    from bot.web import make_app
+
+    kz = build(settings)
+    await kz.db.migrate()
+    runner = web.AppRunner(make_app(kz), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    print(f"Kiezstimme is running. Open http://{shown_host}:{port}/ (Ctrl-C to stop)", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        await kz.close()
+
+
+# --- chat ------------------------------------------------------------------------
+
+
+async def _chat(settings: Settings, lang: str | None, resident: str, stdin: TextIO, stdout: TextIO) -> int:
+    from bot.app import build
+    from channels import console
+    from channels.base import Inbound
+
+    kz = build(settings)
+    await kz.db.migrate()
+    interactive = stdin.isatty()
+    if interactive:
+        print("Type your message and press Enter; Ctrl-D to quit.", file=sys.stderr)
+    try:
+        while True:
+            if interactive:
+                stdout.write("> ")
+                stdout.flush()
+            line = await asyncio.to_thread(stdin.readline)
+            if not line:
+                break
+            inbound = Inbound(
+                channel=console.NAME,
+                address=resident,
+                provider_id=uuid.uuid4().hex,
+                text=line.rstrip("\r\n"),
+                locale_hint=lang,
+            )
+            await kz.service.handle(inbound)
+            for message in await kz.service.take_pending(console.NAME, resident):
+                stdout.write(message.text + "\n\n")
+            stdout.flush()
+    finally:
+        await kz.close()
+    return 0
+
+
+# --- export -------------------------------------------------------------------------
+
+
+async def _export(settings: Settings, what: str, fmt: str, output: str | None) -> int:
+    from bot.export import export_ideas
+    from bot.storage.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        await db.migrate()
+        if output:
+            with open(output, "w", encoding="utf-8", newline="") as fh:
+                count = await export_ideas(db, settings, fmt, fh)
+            print(f"{count} ideas written to {output}", file=sys.stderr)
+        else:
+            await export_ideas(db, settings, fmt, sys.stdout)
+    finally:
+        await db.dispose()
+    return 0
+
+
+# --- flows check -------------------------------------------------------------------------
+
+
+def _flows_check(settings: Settings, out: TextIO) -> int:
+    from bot.catalog_check import check
+
+    problems, summary = check(settings)
+    for line in summary:
+        print(line, file=out)
+    for problem in problems:
+        print(problem, file=out)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=out)
+        return 1
+    print("flows and translations are complete", file=out)
+    return 0
+
+
+# --- main -------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bot", description="Kiezstimme participation bot")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web process (and, on SQLite, everything else)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="default: $PORT, else 8080")
+
+    sub.add_parser("migrate", help="bring the database schema up to date")
+
+    chat = sub.add_parser("chat", help="talk to the bot in the terminal (reads stdin)")
+    chat.add_argument("--lang", default=None, help="language code, e.g. de or en")
+    chat.add_argument("--resident", default="local", help="who you are in the terminal (default: local)")
+
+    export = sub.add_parser("export", help="export ideas, pseudonymised")
+    export.add_argument("what", choices=["ideas"])
+    export.add_argument("--format", choices=["csv", "json"], default="csv")
+    export.add_argument("--output", default=None, help="file to write (default: stdout)")
+
+    flows = sub.add_parser("flows", help="work with the flow files")
+    flows.add_argument("action", choices=["check"])
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(settings.log_level)
+    try:
+        if args.command == "serve":
+            port = args.port or settings.port
+            asyncio.run(_serve(settings, args.host, port))
+        elif args.command == "migrate":
+            from bot.storage.db import Database
+
+            async def migrate() -> None:
+                db = Database(settings.database_url)
+                try:
+                    await db.migrate()
+                finally:
+                    await db.dispose()
+
+            asyncio.run(migrate())
+            print("database schema is up to date", file=sys.stderr)
+        elif args.command == "chat":
+            return asyncio.run(_chat(settings, args.lang, args.resident, sys.stdin, sys.stdout))
+        elif args.command == "export":
+            return asyncio.run(_export(settings, args.what, args.format, args.output))
+        elif args.command == "flows":
+            return _flows_check(settings, sys.stdout)
+    except FlowError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

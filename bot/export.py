@@ -1,0 +1,77 @@
+"""Exports for organisers: pseudonymised, safe to open in a spreadsheet."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Any, TextIO
+
+from sqlalchemy import select
+
+from bot.config import Settings
+from bot.storage.db import Database
+from bot.storage.models import Idea, Resident
+
+IDEA_FIELDS = (
+    "reference",
+    "text",
+    "topic",
+    "district",
+    "language",
+    "channel",
+    "created_at",
+    "status",
+    "media",
+    "resident",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """Neutralise cells a spreadsheet would run as a formula (CSV injection)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+async def idea_records(db: Database, settings: Settings) -> list[dict[str, Any]]:
+    zone = settings.zone
+    base = settings.base_url
+    query = (
+        select(Idea.__table__, Resident.pseudonym)
+        .join(Resident, Resident.id == Idea.resident_id)
+        .order_by(Idea.created_at, Idea.id)
+    )
+    async with db.read() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        {
+            "reference": r.reference,
+            "text": r.text,
+            "topic": r.topic,
+            "district": r.district,
+            "language": r.language,
+            "channel": r.channel,
+            "created_at": r.created_at.astimezone(zone).isoformat(),
+            "status": r.status,
+            "media": [f"{base}/admin/media/{r.reference}/{i}" for i, _ in enumerate(r.media or [])],
+            "resident": r.pseudonym,
+        }
+        for r in rows
+    ]
+
+
+async def export_ideas(db: Database, settings: Settings, fmt: str, out: TextIO) -> int:
+    records = await idea_records(db, settings)
+    if fmt == "json":
+        json.dump(records, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+    else:
+        out.write("\ufeff")  # UTF-8 BOM so Excel reads umlauts and Arabic correctly
+        writer = csv.DictWriter(out, fieldnames=IDEA_FIELDS, lineterminator="\r\n")
+        writer.writeheader()
+        for record in records:
+            row = dict(record)
+            row["media"] = " ".join(record["media"])
+            writer.writerow(
+                {k: spreadsheet_safe(v) if isinstance(v, str) else ("" if v is None else v) for k, v in row.items()}
+            )
+    return len(records)

@@ -1,0 +1,422 @@
+"""Dialogues as data: load the YAML files in ``FLOWS_DIR`` into typed flows.
+
+A flow file looks like::
+
+    id: idea
+    nodes:
+      topic:
+        kind: ask_choice
+        text: "Which field is your idea about?"
+        options: topics
+        save_as: topic
+        next: idea_text
+
+Node ids are explicit and stable (``flow.node``), so renaming code never
+orphans a stored session. Every problem is reported as ``file:line: message``
+(see :func:`check_flows`); loading raises :class:`FlowError` with all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+NODE_KINDS = ("say", "ask_choice", "ask_text", "ask_media", "branch", "action", "end")
+ACTIONS = ("set_language", "record_consent", "decline_consent", "set_updates", "store_idea")
+OPTION_LISTS = ("languages", "topics", "districts")
+MEDIA_KINDS = ("voice", "photo")
+
+
+class FlowError(Exception):
+    """The flows folder has problems; ``problems`` lists them as ``file:line: message``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str  # msgid
+    next: str | None = None
+    returns_to: str | None = None  # come back here after the target node is answered
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str  # qualified: "flow.node"
+    kind: str
+    line: int
+    file: str
+    text: str | None = None  # msgid
+    params: dict[str, str] = field(default_factory=dict)  # placeholder -> "$var" or literal
+    choices: tuple[Choice, ...] = ()
+    options: str | None = None  # one of OPTION_LISTS
+    save_as: str | None = None
+    next: str | None = None
+    min_length: int = 1
+    max_length: int = 1000
+    accept_media: tuple[str, ...] = ()
+    optional: bool = False
+    multilingual: bool = False
+    on: str | None = None
+    cases: dict[str, str] = field(default_factory=dict)
+    default: str | None = None
+    do: str | None = None
+
+    @property
+    def flow(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    @property
+    def waits_for_input(self) -> bool:
+        return self.kind in ("ask_choice", "ask_text", "ask_media")
+
+
+@dataclass(frozen=True)
+class Option:
+    id: str
+    label: str  # msgid, or an endonym for languages
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str  # BCP 47, e.g. "de", "ar", "de-x-ls"
+    name: str  # endonym, never translated
+    locale: str  # Babel locale used for dates, numbers and plurals
+    catalog: str  # folder name under i18n/
+    direction: str = "ltr"
+
+
+@dataclass(frozen=True)
+class FlowSet:
+    """Everything in ``FLOWS_DIR``: flows, option lists and languages."""
+
+    nodes: dict[str, Node]
+    entry: str  # first node for a new resident
+    menu: str  # where MENU leads once consent is given
+    languages: tuple[Language, ...]
+    options: dict[str, tuple[Option, ...]]
+    consent_version: str
+    sources: tuple[Path, ...] = ()
+
+    def node(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+    def language(self, code: str | None) -> Language | None:
+        for lang in self.languages:
+            if lang.code == code:
+                return lang
+        return None
+
+    @property
+    def default_language(self) -> Language:
+        return self.languages[0]
+
+    def choices_of(self, node: Node) -> tuple[Choice, ...]:
+        if node.options:
+            return tuple(
+                Choice(value=o.id, label=o.label, next=node.next)
+                for o in self.options.get(node.options, ())
+            )
+        return node.choices
+
+    def msgids(self) -> Iterator[tuple[str, str, int]]:
+        """Every translatable text with the file and line it comes from."""
+        for node in self.nodes.values():
+            if node.text:
+                yield node.text, node.file, node.line
+            if not node.options:
+                for choice in node.choices:
+                    yield choice.label, node.file, node.line
+        for kind, opts in self.options.items():
+            if kind == "languages":
+                continue
+            for opt in opts:
+                yield opt.label, f"{kind}.yaml", 0
+
+
+# --- YAML with line numbers -------------------------------------------------
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _read_yaml(path: Path, problems: list[str]) -> Any:
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        problems.append(f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}")
+    except OSError as exc:
+        problems.append(f"{path}:1: cannot read: {exc.strerror}")
+    return None
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):  # YAML turns yes/no into booleans
+        return "yes" if value else "no"
+    return str(value)
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def _load_options(folder: Path, problems: list[str]) -> tuple[dict[str, tuple[Option, ...]], tuple[Language, ...]]:
+    options: dict[str, tuple[Option, ...]] = {}
+    languages: list[Language] = []
+    lang_path = folder / "languages.yaml"
+    data = _read_yaml(lang_path, problems) if lang_path.exists() else None
+    if data is None:
+        problems.append(f"{lang_path}:1: the list of languages is missing")
+    else:
+        for item in data.get("languages") or []:
+            line = item.get("__line__", 1)
+            try:
+                languages.append(
+                    Language(
+                        code=str(item["code"]),
+                        name=str(item["name"]),
+                        locale=str(item.get("locale") or item["code"]),
+                        catalog=str(item.get("catalog") or item["code"]),
+                        direction=str(item.get("direction") or "ltr"),
+                    )
+                )
+            except KeyError as exc:
+                problems.append(f"{lang_path}:{line}: language needs {exc.args[0]!r}")
+                continue
+            if languages[-1].direction not in ("ltr", "rtl"):
+                problems.append(f"{lang_path}:{line}: direction must be ltr or rtl")
+        if not languages:
+            problems.append(f"{lang_path}:1: no languages listed")
+    options["languages"] = tuple(Option(lang.code, lang.name) for lang in languages)
+
+    for kind in ("topics", "districts"):
+        path = folder / f"{kind}.yaml"
+        data = _read_yaml(path, problems) if path.exists() else None
+        if data is None:
+            problems.append(f"{path}:1: the list of {kind} is missing")
+            continue
+        items = []
+        seen: set[str] = set()
+        for item in data.get(kind) or []:
+            line = item.get("__line__", 1)
+            if "id" not in item or "label" not in item:
+                problems.append(f"{path}:{line}: each entry needs an id and a label")
+                continue
+            oid = _str(item["id"]) or ""
+            if oid in seen:
+                problems.append(f"{path}:{line}: duplicate id {oid!r}")
+            seen.add(oid)
+            items.append(Option(oid, str(item["label"])))
+        options[kind] = tuple(items)
+    return options, tuple(languages)
+
+
+def _qualify(flow_id: str, target: Any) -> str | None:
+    target = _str(target)
+    if target is None:
+        return None
+    return target if "." in target else f"{flow_id}.{target}"
+
+
+def _load_flow(path: Path, problems: list[str]) -> tuple[str | None, dict[str, Node]]:
+    data = _read_yaml(path, problems)
+    if not isinstance(data, dict):
+        if data is not None:
+            problems.append(f"{path}:1: a flow file must be a mapping with id and nodes")
+        return None, {}
+    file = str(path)
+    flow_id = _str(data.get("id"))
+    if not flow_id or "." in flow_id:
+        problems.append(f"{file}:1: flow needs an id without dots")
+        return None, {}
+    nodes_data = data.get("nodes")
+    if not isinstance(nodes_data, dict) or len(nodes_data) <= 1:
+        problems.append(f"{file}:{data['__line__']}: flow {flow_id!r} has no nodes")
+        return flow_id, {}
+    nodes: dict[str, Node] = {}
+    for name, spec in nodes_data.items():
+        if name == "__line__":
+            continue
+        if not isinstance(spec, dict):
+            problems.append(f"{file}:{nodes_data['__line__']}: node {name!r} must be a mapping")
+            continue
+        line = spec["__line__"]
+        kind = spec.get("kind")
+        if kind not in NODE_KINDS:
+            problems.append(f"{file}:{line}: node {name!r} has unknown kind {kind!r} (one of {', '.join(NODE_KINDS)})")
+            continue
+        choices = []
+        for c in spec.get("choices") or []:
+            if not isinstance(c, dict) or c.get("value") is None or c.get("label") is None:
+                problems.append(f"{file}:{line}: node {name!r}: each choice needs a value and a label")
+                continue
+            choices.append(
+                Choice(
+                    value=_str(c["value"]) or "",
+                    label=str(c["label"]),
+                    next=_qualify(flow_id, c.get("next")),
+                    returns_to=_qualify(flow_id, c.get("return")),
+                )
+            )
+        params = {k: str(v) for k, v in (spec.get("params") or {}).items() if k != "__line__"}
+        cases = {
+            _str(k) or "": _qualify(flow_id, v) or ""
+            for k, v in (spec.get("cases") or {}).items()
+            if k != "__line__"
+        }
+        try:
+            node = Node(
+                id=f"{flow_id}.{name}",
+                kind=kind,
+                line=line,
+                file=file,
+                text=_str(spec.get("text")),
+                params=params,
+                choices=tuple(choices),
+                options=_str(spec.get("options")),
+                save_as=_str(spec.get("save_as")),
+                next=_qualify(flow_id, spec.get("next")),
+                min_length=int(spec.get("min_length", 1)),
+                max_length=int(spec.get("max_length", 1000)),
+                accept_media=tuple(spec.get("accept_media") or ()),
+                optional=bool(spec.get("optional", False)),
+                multilingual=bool(spec.get("multilingual", False)),
+                on=_str(spec.get("on", spec.get(True))),  # YAML 1.1 reads a bare on as true
+                cases=cases,
+                default=_qualify(flow_id, spec.get("default")),
+                do=_str(spec.get("do")),
+            )
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{file}:{line}: node {name!r}: {exc}")
+            continue
+        nodes[node.id] = node
+    return flow_id, nodes
+
+
+def _validate(fs_nodes: dict[str, Node], options: dict[str, tuple[Option, ...]], entry: str, menu: str, process_file: str, problems: list[str]) -> None:
+    def target_ok(node: Node, target: str | None, what: str) -> None:
+        if target is None:
+            problems.append(f"{node.file}:{node.line}: node {node.id!r}: {what} has no target")
+        elif target not in fs_nodes:
+            problems.append(f"{node.file}:{node.line}: node {node.id!r}: {what} leads to unknown node {target!r}")
+
+    for node in fs_nodes.values():
+        where = f"{node.file}:{node.line}: node {node.id!r}"
+        if node.kind in ("say", "ask_choice", "ask_text", "ask_media", "ask_choice", "action") and not node.text and node.kind not in ("action",):
+            problems.append(f"{where}: {node.kind} needs a text")
+        if node.kind == "ask_choice":
+            if node.options and node.options not in OPTION_LISTS:
+                problems.append(f"{where}: unknown options list {node.options!r}")
+            if node.options and node.choices:
+                problems.append(f"{where}: use either options or choices, not both")
+            if not node.options and not node.choices:
+                problems.append(f"{where}: ask_choice needs choices or options")
+            values = [c.value for c in node.choices]
+            if len(values) != len(set(values)):
+                problems.append(f"{where}: two choices have the same value")
+            for c in node.choices:
+                target_ok(node, c.next or node.next, f"choice {c.value!r}")
+                if c.returns_to is not None and c.returns_to not in fs_nodes:
+                    problems.append(f"{where}: choice {c.value!r} returns to unknown node {c.returns_to!r}")
+            if node.options:
+                target_ok(node, node.next, "next")
+        elif node.kind in ("say", "ask_text", "ask_media", "action"):
+            target_ok(node, node.next, "next")
+        if node.kind == "ask_text":
+            if not 0 < node.min_length <= node.max_length:
+                problems.append(f"{where}: min_length must be at least 1 and at most max_length")
+            if not node.save_as:
+                problems.append(f"{where}: ask_text needs save_as")
+        if node.kind in ("ask_text", "ask_media"):
+            bad = [m for m in node.accept_media if m not in MEDIA_KINDS]
+            if bad:
+                problems.append(f"{where}: unknown media kind {bad[0]!r} (voice or photo)")
+        if node.kind == "ask_media" and not node.accept_media:
+            problems.append(f"{where}: ask_media needs accept_media")
+        if node.kind == "branch":
+            if not node.on:
+                problems.append(f"{where}: branch needs 'on'")
+            for value, target in node.cases.items():
+                target_ok(node, target, f"case {value!r}")
+            target_ok(node, node.default, "default")
+        if node.kind == "action" and node.do not in ACTIONS:
+            problems.append(f"{where}: unknown action {node.do!r} (one of {', '.join(ACTIONS)})")
+        for key, ref in node.params.items():
+            if not ref.startswith("$"):
+                problems.append(f"{where}: parameter {key!r} must name an answer like $topic")
+
+    for name, target in (("entry", entry), ("menu", menu)):
+        if target not in fs_nodes:
+            problems.append(f"{process_file}:1: {name} leads to unknown node {target!r}")
+    if problems:
+        return
+    # reachability from the entry and the menu
+    seen: set[str] = set()
+    todo = [entry, menu]
+    while todo:
+        nid = todo.pop()
+        if nid in seen or nid not in fs_nodes:
+            continue
+        seen.add(nid)
+        n = fs_nodes[nid]
+        todo.extend(t for t in (n.next, n.default, *n.cases.values()) if t)
+        todo.extend(t for c in n.choices for t in (c.next, c.returns_to) if t)
+    for node in fs_nodes.values():
+        if node.id not in seen:
+            problems.append(f"{node.file}:{node.line}: node {node.id!r} is unreachable")
+
+
+def load_flows(folder: Path) -> FlowSet:
+    """Load and validate every flow; raise FlowError listing all problems."""
+    problems: list[str] = []
+    folder = Path(folder)
+    options, languages = _load_options(folder, problems)
+    process_path = folder / "process.yaml"
+    process = _read_yaml(process_path, problems) if process_path.exists() else None
+    if not isinstance(process, dict):
+        problems.append(f"{process_path}:1: process.yaml with entry and menu is missing")
+        process = {}
+    nodes: dict[str, Node] = {}
+    sources = []
+    for path in sorted(folder.glob("*.yaml")):
+        if path.name in ("languages.yaml", "topics.yaml", "districts.yaml", "process.yaml"):
+            continue
+        sources.append(path)
+        flow_id, flow_nodes = _load_flow(path, problems)
+        for nid, node in flow_nodes.items():
+            if nid in nodes:
+                problems.append(f"{node.file}:{node.line}: node {nid!r} is defined twice")
+            nodes[nid] = node
+    entry = _str(process.get("entry")) or "main.start"
+    menu = _str(process.get("menu")) or "main.menu"
+    _validate(nodes, options, entry, menu, str(process_path), problems)
+    if problems:
+        raise FlowError(problems)
+    return FlowSet(
+        nodes=nodes,
+        entry=entry,
+        menu=menu,
+        languages=languages,
+        options=options,
+        consent_version=_str(process.get("consent_version")) or "1",
+        sources=tuple(sources),
+    )

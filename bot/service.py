@@ -1,0 +1,367 @@
+"""The conversation service: the one place that wires channels, the engine
+and storage together.
+
+``receive`` stores an inbound message durably (once per provider id);
+``process`` runs one engine step for it in a single transaction — load the
+session, step, apply the effects, save the session (optimistic concurrency:
+a concurrent update makes the whole step run again on fresh state), put the
+rendered replies into the outbox and mark the inbox row done.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.engine import (
+    Context,
+    Conversation,
+    Dialogue,
+    Engine,
+    EraseResident,
+    Media,
+    Message,
+    Profile,
+    RecordConsent,
+    StoreIdea,
+)
+from bot.render import Renderer
+from bot.storage.db import Database
+from bot.storage.models import (
+    ChannelIdentity,
+    Consent,
+    Idea,
+    InboundMessage,
+    OutboundMessage,
+    Resident,
+    Session,
+)
+from channels.base import Inbound
+from channels.registry import capabilities
+
+log = logging.getLogger(__name__)
+
+REFERENCE_ALPHABET = "ACDEFHJKMNPQRTUVWXY34679"  # no 0/O, 1/I/L, 2/Z, 5/S, 8/B, G/6
+MAX_ATTEMPTS = 8
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_reference() -> str:
+    pick = lambda: "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(3))  # noqa: E731
+    return f"{pick()}-{pick()}"
+
+
+def new_pseudonym() -> str:
+    return "r-" + "".join(secrets.choice("abcdefghjkmnpqrstuvwxyz23456789") for _ in range(12))
+
+
+class Conflict(Exception):
+    """The session changed under us; the step is run again."""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """An outbox message handed to a pull channel (web chat, console)."""
+
+    id: int
+    text: str
+    language: str | None
+    direction: str
+    choices: list[dict[str, str]]
+
+
+class ConversationService:
+    def __init__(
+        self,
+        db: Database,
+        engine: Engine,
+        renderer: Renderer,
+        *,
+        session_timeout: timedelta = timedelta(hours=24),
+        media_dir: Path = Path("data/media"),
+        clock: Clock = utcnow,
+    ) -> None:
+        self.db = db
+        self.engine = engine
+        self.renderer = renderer
+        self.session_timeout = session_timeout
+        self.media_dir = Path(media_dir)
+        self.clock = clock
+
+    # -- inbox -----------------------------------------------------------------
+
+    def _insert(self, table: Any) -> Any:
+        return (sqlite.insert if self.db.is_sqlite else postgresql.insert)(table)
+
+    async def receive(self, inbound: Inbound) -> int | None:
+        """Store the message; return its inbox id, or None if it was seen before."""
+        stmt = (
+            self._insert(InboundMessage)
+            .values(
+                channel=inbound.channel,
+                provider_id=inbound.provider_id,
+                address=inbound.address,
+                payload=inbound.payload(),
+                status="pending",
+                received_at=self.clock(),
+            )
+            .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+            .returning(InboundMessage.id)
+        )
+        async with self.db.transaction() as conn:
+            return (await conn.execute(stmt)).scalar_one_or_none()
+
+    async def handle(self, inbound: Inbound) -> int | None:
+        """Receive and process at once; None for a redelivered message."""
+        inbox_id = await self.receive(inbound)
+        if inbox_id is not None:
+            await self.process(inbox_id)
+        return inbox_id
+
+    async def process(self, inbox_id: int) -> bool:
+        """Run the engine for one stored message. True if it was processed now."""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                erased_media: list[str] = []
+                async with self.db.transaction() as conn:
+                    done = await self._process(conn, inbox_id, erased_media)
+                self._unlink(erased_media)
+                return done
+            except (Conflict, IntegrityError) as exc:
+                log.info("inbox %s: retrying after %s (attempt %d)", inbox_id, type(exc).__name__, attempt + 1)
+        raise RuntimeError(f"inbox message {inbox_id} could not be processed")
+
+    async def _process(self, conn: AsyncConnection, inbox_id: int, erased_media: list[str]) -> bool:
+        row = (
+            await conn.execute(
+                select(InboundMessage).where(
+                    InboundMessage.id == inbox_id, InboundMessage.status == "pending"
+                )
+            )
+        ).first()
+        if row is None:
+            return False
+        now = self.clock()
+        payload = row.payload or {}
+        resident, identity_id, created = await self._resident(conn, row.channel, row.address, now)
+        session = (
+            await conn.execute(select(Session).where(Session.resident_id == resident.id))
+        ).first()
+        conv = Conversation(
+            profile=Profile(
+                language=resident.language,
+                consented=resident.consented_at is not None,
+                stopped=resident.stopped_at is not None,
+                updates=resident.updates_opt_in,
+            ),
+            dialogue=Dialogue.from_json(session.state if session else None),
+        )
+        media = payload.get("media")
+        message = Message(
+            text=payload.get("text"),
+            choice=payload.get("choice"),
+            media=Media(**media) if media else None,
+            locale_hint=payload.get("locale_hint"),
+        )
+        caps = capabilities(row.channel)
+        ctx = Context(
+            now=now,
+            new_reference=new_reference(),
+            session_timeout=self.session_timeout,
+            accepts_media=bool(caps.media),
+        )
+        outcome = self.engine.step(conv, message, ctx)
+
+        erased = any(isinstance(e, EraseResident) for e in outcome.effects)
+        if erased:
+            erased_media.extend(await self._erase(conn, resident.id))
+        else:
+            await self._apply(conn, resident, row.channel, outcome.conversation.profile, outcome.effects, now)
+            await self._save_session(conn, resident.id, session, outcome.conversation.dialogue, now)
+            await conn.execute(
+                update(ChannelIdentity)
+                .where(ChannelIdentity.id == identity_id)
+                .values(last_inbound_at=now)
+            )
+
+        if outcome.replies:
+            await conn.execute(
+                insert(OutboundMessage),
+                [
+                    self._outbox_row(reply, row, None if erased else resident.id, caps, now)
+                    for reply in outcome.replies
+                ],
+            )
+        await conn.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id == inbox_id)
+            .values(
+                status="done",
+                processed_at=now,
+                payload=None,
+                address=None,
+                resident_id=None if erased else resident.id,
+            )
+        )
+        return True
+
+    def _outbox_row(self, reply: Any, inbox: Any, resident_id: int | None, caps: Any, now: datetime) -> dict[str, Any]:
+        out = self.renderer.render(reply, caps)
+        return {
+            "resident_id": resident_id,
+            "channel": inbox.channel,
+            "address": inbox.address,
+            "language": out.language,
+            "text": out.text,
+            "payload": {
+                "direction": out.direction,
+                "choices": [{"value": c.value, "label": c.label} for c in out.choices],
+            },
+            "priority": 0,
+            "status": "pending",
+            "attempts": 0,
+            "inbound_id": inbox.id,
+            "created_at": now,
+        }
+
+    async def _resident(self, conn: AsyncConnection, channel: str, address: str, now: datetime) -> tuple[Any, int, bool]:
+        """The resident behind (channel, address), created on first contact."""
+        query = (
+            select(Resident.__table__, ChannelIdentity.id.label("identity_id"))
+            .join(ChannelIdentity, ChannelIdentity.resident_id == Resident.id)
+            .where(ChannelIdentity.channel == channel, ChannelIdentity.address == address)
+        )
+        found = (await conn.execute(query)).first()
+        if found is not None:
+            await conn.execute(
+                update(Resident).where(Resident.id == found.id).values(last_inbound_at=now)
+            )
+            return found, found.identity_id, False
+        resident_id = (
+            await conn.execute(
+                insert(Resident)
+                .values(pseudonym=new_pseudonym(), created_at=now, last_inbound_at=now, updates_opt_in=False)
+                .returning(Resident.id)
+            )
+        ).scalar_one()
+        await conn.execute(
+            insert(ChannelIdentity).values(
+                resident_id=resident_id, channel=channel, address=address, created_at=now
+            )
+        )
+        found = (await conn.execute(query)).first()
+        return found, found.identity_id, True
+
+    async def _apply(self, conn: AsyncConnection, resident: Any, channel: str, profile: Profile, effects: list[Any], now: datetime) -> None:
+        values: dict[str, Any] = {}
+        if profile.language != resident.language:
+            values["language"] = profile.language
+        if profile.stopped != (resident.stopped_at is not None):
+            values["stopped_at"] = now if profile.stopped else None
+        if profile.updates != resident.updates_opt_in:
+            values["updates_opt_in"] = profile.updates
+        for effect in effects:
+            if isinstance(effect, RecordConsent):
+                values["consented_at"] = now
+                values["consent_version"] = effect.version
+                await conn.execute(
+                    insert(Consent).values(resident_id=resident.id, version=effect.version, given_at=now)
+                )
+            elif isinstance(effect, StoreIdea):
+                await conn.execute(
+                    insert(Idea).values(
+                        reference=effect.reference,
+                        resident_id=resident.id,
+                        text=effect.text,
+                        topic=effect.topic,
+                        district=effect.district,
+                        language=effect.language,
+                        channel=channel,
+                        media=[{"kind": m.kind, "ref": m.ref, "mime": m.mime, "size": m.size} for m in effect.media],
+                        status="new",
+                        created_at=now,
+                    )
+                )
+                log.info("idea %s stored (resident %s)", effect.reference, resident.pseudonym)
+        if values:
+            await conn.execute(update(Resident).where(Resident.id == resident.id).values(**values))
+
+    async def _save_session(self, conn: AsyncConnection, resident_id: int, session: Any, dialogue: Dialogue, now: datetime) -> None:
+        if session is None:
+            await conn.execute(
+                insert(Session).values(resident_id=resident_id, state=dialogue.to_json(), version=1, updated_at=now)
+            )
+            return
+        result = await conn.execute(
+            update(Session)
+            .where(Session.resident_id == resident_id, Session.version == session.version)
+            .values(state=dialogue.to_json(), version=session.version + 1, updated_at=now)
+        )
+        if result.rowcount != 1:
+            raise Conflict()
+
+    async def _erase(self, conn: AsyncConnection, resident_id: int) -> list[str]:
+        """Delete the resident and everything personal (cascades); return media to unlink."""
+        ideas = (await conn.execute(select(Idea.media).where(Idea.resident_id == resident_id))).scalars().all()
+        session = (await conn.execute(select(Session.state).where(Session.resident_id == resident_id))).scalar_one_or_none()
+        refs = [m["ref"] for media in ideas for m in (media or [])]
+        for key, value in ((session or {}).get("vars") or {}).items():
+            if key.endswith("__media"):
+                refs.extend(m["ref"] for m in value)
+        await conn.execute(delete(Resident).where(Resident.id == resident_id))
+        log.info("resident erased on request")
+        return refs
+
+    def _unlink(self, refs: list[str]) -> None:
+        root = self.media_dir.resolve()
+        for ref in refs:
+            path = (root / ref).resolve()
+            if root in path.parents and path.exists():
+                path.unlink()
+
+    # -- pull channels (web chat, console) -------------------------------------------
+
+    async def take_pending(self, channel: str, address: str) -> list[Delivered]:
+        """Hand over (and mark delivered) the outbox messages for one recipient."""
+        async with self.db.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    update(OutboundMessage)
+                    .where(
+                        OutboundMessage.channel == channel,
+                        OutboundMessage.address == address,
+                        OutboundMessage.status == "pending",
+                    )
+                    .values(status="delivered", sent_at=self.clock(), updated_at=self.clock(), attempts=1)
+                    .returning(
+                        OutboundMessage.id,
+                        OutboundMessage.text,
+                        OutboundMessage.language,
+                        OutboundMessage.payload,
+                    )
+                )
+            ).all()
+        rows = sorted(rows, key=lambda r: r.id)
+        return [
+            Delivered(
+                id=r.id,
+                text=r.text,
+                language=r.language,
+                direction=(r.payload or {}).get("direction", "ltr"),
+                choices=list((r.payload or {}).get("choices", [])),
+            )
+            for r in rows
+        ]

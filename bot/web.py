@@ -1,0 +1,87 @@
+"""The web process: health, the web chat page and its API (webhooks and the
+dashboard join here as their issues land)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.app import Kiezstimme
+from channels import webchat
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "web" / "static"
+APP_KEY = web.AppKey("kiezstimme", Kiezstimme)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def errors(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:  # noqa: BLE001 - the log has the trace, the client a plain 500
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "internal error")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    ok = await request.app[APP_KEY].db.healthy()
+    return web.json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+def _messages(delivered) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "messages": [
+            {"text": d.text, "choices": d.choices, "lang": d.language, "dir": d.direction}
+            for d in delivered
+        ]
+    }
+
+
+async def webchat_post(request: web.Request) -> web.Response:
+    kz = request.app[APP_KEY]
+    if request.content_type != "application/json":
+        return _error(415, "send JSON (Content-Type: application/json)")
+    try:
+        data = json.loads(await request.text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _error(400, "the body is not valid JSON")
+    try:
+        inbound = webchat.parse_request(data, provider_id=uuid.uuid4().hex)
+    except webchat.BadRequest as exc:
+        return _error(400, str(exc))
+    await kz.service.handle(inbound)
+    return web.json_response(_messages(await kz.service.take_pending(webchat.NAME, inbound.address)))
+
+
+async def webchat_poll(request: web.Request) -> web.Response:
+    """Messages that arrived later (reminders, announcements) for a page that polls."""
+    client_id = request.query.get("client_id", "")
+    if not webchat.CLIENT_ID.match(client_id):
+        return _error(400, "client_id must be 8-128 characters of A-Z, a-z, 0-9, _ and -")
+    kz = request.app[APP_KEY]
+    return web.json_response(_messages(await kz.service.take_pending(webchat.NAME, client_id)))
+
+
+def make_app(kz: Kiezstimme) -> web.Application:
+    app = web.Application(middlewares=[errors], client_max_size=1024 * 1024)
+    app[APP_KEY] = kz
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/", index)
+    app.router.add_post("/webchat/api/messages", webchat_post)
+    app.router.add_get("/webchat/api/messages", webchat_poll)
+    app.router.add_static("/static/", STATIC)
+    return app

@@ -1,0 +1,8 @@
+"""The terminal: ``python -m bot chat`` (scriptable through stdin)."""
+
+from __future__ import annotations
+
+from channels.base import Capabilities
+
+NAME = "console"
+CAPABILITIES = Capabilities(buttons=False, max_text=10_000)
