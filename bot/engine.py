@@ -310,18 +310,21 @@ class _Run:
             current = self.current()
             self.d.pending = None
             self.d.misses = 0
-            self.d.return_to = current.id if current and current.id != self.language_node else None
-            self.enter(self.language_node, allow_return=False)
+            self.d.return_to = current.id if current and current.id != self.e.language_node else None
+            self.enter(self.e.language_node, allow_return=False)
         elif name == "delete":
             self.d.pending = "confirm_delete"
             if self.p.language is None and lang:
-                self.p.language = lang
-            self.say(M.CONFIRM_DELETE, choices=self.delete_choices(),
-                     language=self.p.language or self.flows.default_language.code)
+                self.d.vars["_reply_language"] = lang  # answer in the keyword's language
+            self.say(M.CONFIRM_DELETE, choices=self.delete_choices(), language=self.reply_language())
+
+    def reply_language(self) -> str:
+        """The resident's language, or before they chose one the best guess."""
+        return self.p.language or self.d.vars.get("_reply_language") or self.flows.default_language.code
 
     def reprompt_or_home(self) -> None:
         if self.d.pending == "confirm_delete":
-            self.say(M.CONFIRM_DELETE, choices=self.delete_choices())
+            self.say(M.CONFIRM_DELETE, choices=self.delete_choices(), language=self.reply_language())
             return
         node = self.current()
         if node is None:
@@ -338,18 +341,19 @@ class _Run:
     def confirm_delete(self, message: Message) -> None:
         choices = (Choice("yes", M.DELETE_YES), Choice("no", M.DELETE_NO))
         picked = self.match(choices, message)
+        lang = self.reply_language()
         if picked is None:
             self.miss()
-            self.say(M.CONFIRM_DELETE, choices=self.delete_choices())
+            self.say(M.CONFIRM_DELETE, choices=self.delete_choices(), language=lang)
             return
+        self.d.vars.pop("_reply_language", None)
         if picked.value == "yes":
-            lang = self.p.language or self.flows.default_language.code
             self.effects.append(EraseResident())
             self.conv = Conversation()
             self.say(M.DELETED, language=lang)
         else:
             self.d.pending = None
-            self.say(M.NOT_DELETED)
+            self.say(M.NOT_DELETED, language=lang)
             self.reprompt_or_home()
 
     def resume(self, message: Message) -> None:
@@ -482,7 +486,7 @@ class _Run:
         self.say(msgid, params, language=lang)
         if reprompt:
             self.prompt(node)
-        if self.d.misses >= 3:
+        if self.d.misses % 3 == 0:
             self.say(M.STUCK, language=lang)
 
     # -- answers ---------------------------------------------------------------
@@ -521,7 +525,10 @@ class _Run:
             else:
                 self.not_understood(node, M.MEDIA_NOT_ACCEPTED, reprompt=False)
             return
-        text = (message.text if message.text is not None else message.choice or "").strip()
+        if message.text is None and message.choice is not None:
+            self.not_understood(node, M.TEXT_EMPTY)  # a button from an older message
+            return
+        text = (message.text or "").strip()
         if not text:
             self.not_understood(node, M.TEXT_EMPTY, reprompt=False)
         elif len(text) > node.max_length:

@@ -70,3 +70,12 @@ RESUME_RESTART = N_("Start over")
 VOICE_PLACEHOLDER = N_("(voice message)")
 PHOTO_PLACEHOLDER = N_("(photo)")
 NONE_GIVEN = N_("not given")
+
+# --- the web chat page ------------------------------------------------------------
+WEB_TITLE = N_("Kiezstimme – your idea for the city")
+WEB_INTRO = N_("Chat with Kiezstimme and share your idea for the city.")
+WEB_START = N_("Start the chat")
+WEB_INPUT_LABEL = N_("Your message")
+WEB_SEND = N_("Send")
+WEB_LANGUAGE = N_("Change language")
+WEB_ERROR = N_("The message could not be sent. Please try again.")

@@ -3,13 +3,16 @@ dashboard join here as their issues land)."""
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import uuid
 from pathlib import Path
+from string import Template
 
 from aiohttp import web
 
+from bot import messages as M
 from bot.app import Kiezstimme
 from channels import webchat
 
@@ -38,8 +41,50 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
 
 
+def _accepted_languages(header: str) -> list[str]:
+    """Accept-Language tags, best first."""
+    weighted = []
+    for i, part in enumerate(header.split(",")):
+        tag, _, q = part.strip().partition(";q=")
+        try:
+            weight = float(q) if q else 1.0
+        except ValueError:
+            weight = 0.0
+        if tag and tag != "*":
+            weighted.append((-weight, i, tag.strip()))
+    return [tag for _, _, tag in sorted(weighted)]
+
+
+def page_language(kz: Kiezstimme, request: web.Request) -> str | None:
+    """The language the resident asked for (?lang=) or their browser prefers, if we have it."""
+    wanted = [request.query.get("lang", "")] + _accepted_languages(request.headers.get("Accept-Language", ""))
+    for tag in wanted:
+        code = kz.engine.supported_language(tag)
+        if code:
+            return code
+    return None
+
+
 async def index(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+    kz = request.app[APP_KEY]
+    hint = page_language(kz, request)
+    tr = kz.catalogs.get(hint or kz.flows.default_language.code)
+    values = {
+        "lang": html.escape(hint or "", quote=True),
+        "dir": tr.language.direction,
+        "title": tr.gettext(M.WEB_TITLE),
+        "intro": tr.gettext(M.WEB_INTRO),
+        "start": tr.gettext(M.WEB_START),
+        "input_label": tr.gettext(M.WEB_INPUT_LABEL),
+        "send": tr.gettext(M.WEB_SEND),
+        "language": tr.gettext(M.WEB_LANGUAGE),
+        "error": tr.gettext(M.WEB_ERROR),
+    }
+    values = {k: v if k in ("lang", "dir") else html.escape(v) for k, v in values.items()}
+    page = Template((STATIC / "index.html").read_text(encoding="utf-8")).safe_substitute(values)
+    if not hint:  # the page itself shows the default language; the chat asks
+        page = page.replace('<html lang="" ', f'<html lang="{tr.language.code}" ', 1)
+    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
 def _messages(delivered) -> dict:  # type: ignore[no-untyped-def]
