@@ -244,3 +244,69 @@ def test_button_press_uses_the_value() -> None:
     assert talk.node == "idea.idea_text"
     assert "idea" not in talk.conv.dialogue.vars
     assert "as a text message" in reply
+
+
+# --- expiry, consent, media ------------------------------------------------------------
+
+
+def test_returning_after_the_session_expired_is_asked_to_continue() -> None:
+    talk = at("district")
+    talk.wait(hours=25)
+    reply = talk.say("hello again")
+    assert "continue where you left off" in reply
+    talk.send("1")  # continue
+    assert talk.node == "idea.district"
+    assert talk.conv.dialogue.vars["idea"] == IDEA
+
+
+def test_returning_after_expiry_can_start_over() -> None:
+    talk = at("district")
+    talk.wait(hours=25)
+    talk.send("Hi")
+    talk.send("start over")
+    assert talk.node == "main.menu"
+    assert "idea" not in talk.conv.dialogue.vars
+
+
+def test_within_the_timeout_there_is_no_resume_question() -> None:
+    talk = at("district")
+    talk.wait(hours=23)
+    talk.send("2")
+    assert talk.node == "idea.ask_updates"
+
+
+def test_declining_consent_erases_and_says_goodbye() -> None:
+    talk = at("consent")
+    reply = talk.say("No")
+    assert "stored nothing" in reply
+    assert talk.effects == [EraseResident()]
+    assert talk.node is None and not talk.conv.profile.consented
+
+
+def test_voice_note_as_idea_when_the_channel_takes_media() -> None:
+    talk = Talk.shipped(accepts_media=True)
+    for line in STEPS["idea_text"]:
+        talk.send(line)
+    voice = Media(kind="voice", ref="ab/cd.ogg", mime="audio/ogg", size=12000)
+    reply = talk.say(media=voice)
+    assert "add a photo" in reply
+    photo = Media(kind="photo", ref="ab/ef.jpg", mime="image/jpeg", size=90000)
+    talk.send(media=photo)
+    talk.send("1")
+    reply = talk.say("1")
+    assert "Your idea: (voice message)" in reply
+    talk.send("1")
+    stored = [e for e in talk.effects if isinstance(e, StoreIdea)][0]
+    assert stored.media == (voice, photo) and stored.text == ""
+
+
+def test_photo_question_is_skipped_without_media() -> None:
+    talk = at("idea_text")
+    talk.send(IDEA)
+    assert talk.node == "idea.district"
+
+
+def test_normalise() -> None:
+    assert normalise("  Ja! ") == "ja"
+    assert normalise("/start") == "start"
+    assert normalise("١٢") == "12"
