@@ -150,6 +150,9 @@ class _LineLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
     mapping = loader.construct_mapping(node, deep=True)
     mapping["__line__"] = node.start_mark.line + 1
+    mapping["__keylines__"] = {
+        loader.construct_object(key): key.start_mark.line + 1 for key, _ in node.value
+    }
     return mapping
 
 
@@ -249,17 +252,17 @@ def _load_flow(path: Path, problems: list[str]) -> tuple[str | None, dict[str, N
         problems.append(f"{file}:1: flow needs an id without dots")
         return None, {}
     nodes_data = data.get("nodes")
-    if not isinstance(nodes_data, dict) or len(nodes_data) <= 1:
+    if not isinstance(nodes_data, dict) or len(nodes_data) <= 2:
         problems.append(f"{file}:{data['__line__']}: flow {flow_id!r} has no nodes")
         return flow_id, {}
     nodes: dict[str, Node] = {}
     for name, spec in nodes_data.items():
-        if name == "__line__":
+        if name in ("__line__", "__keylines__"):
             continue
         if not isinstance(spec, dict):
             problems.append(f"{file}:{nodes_data['__line__']}: node {name!r} must be a mapping")
             continue
-        line = spec["__line__"]
+        line = nodes_data["__keylines__"].get(name, spec["__line__"])
         kind = spec.get("kind")
         if kind not in NODE_KINDS:
             problems.append(f"{file}:{line}: node {name!r} has unknown kind {kind!r} (one of {', '.join(NODE_KINDS)})")
@@ -277,11 +280,11 @@ def _load_flow(path: Path, problems: list[str]) -> tuple[str | None, dict[str, N
                     returns_to=_qualify(flow_id, c.get("return")),
                 )
             )
-        params = {k: str(v) for k, v in (spec.get("params") or {}).items() if k != "__line__"}
+        params = {k: str(v) for k, v in (spec.get("params") or {}).items() if not str(k).startswith("__")}
         cases = {
             _str(k) or "": _qualify(flow_id, v) or ""
             for k, v in (spec.get("cases") or {}).items()
-            if k != "__line__"
+            if not str(k).startswith("__")
         }
         try:
             node = Node(

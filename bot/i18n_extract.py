@@ -19,7 +19,7 @@ def _walk(node: Any, parent_key: str | None = None) -> Iterator[tuple[int, str]]
     if isinstance(node, dict):
         line = node.get("__line__", 0)
         for key, value in node.items():
-            if key == "__line__":
+            if key in ("__line__", "__keylines__"):
                 continue
             if key in TEXT_KEYS and isinstance(value, str):
                 yield line, value

@@ -1,0 +1,129 @@
+"""The web process over real HTTP on loopback: health, page, web chat API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select
+
+from bot.app import Kiezstimme
+from bot.storage.models import Idea, InboundMessage
+
+IDEA = "Mehr Bäume und Schatten auf dem Hermannplatz"
+
+
+async def post(http: TestClient, text: str, client_id: str = "browser-0001", **extra: object) -> dict:
+    resp = await http.post("/webchat/api/messages", json={"client_id": client_id, "text": text, **extra})
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+def choice_values(body: dict) -> list[str]:
+    return [c["value"] for m in body["messages"] for c in m["choices"]]
+
+
+async def test_healthz(http: TestClient) -> None:
+    resp = await http.get("/healthz")
+    assert resp.status == 200 and await resp.json() == {"status": "ok"}
+
+
+async def test_healthz_reports_a_dead_database(http: TestClient, kz: Kiezstimme) -> None:
+    await kz.db.dispose()
+    from bot.storage.db import Database
+
+    kz.db.engine = Database("postgresql://nobody@127.0.0.1:1/none").engine
+    resp = await http.get("/healthz")
+    assert resp.status == 503
+
+
+@pytest.mark.parametrize(
+    ("lang", "answers", "thanks"),
+    [
+        ("de", ["1", "yes", "idea", "housing", IDEA, "neukoelln", "yes", "send"], "Ihre Nummer ist"),
+        ("en", ["2", "yes", "idea", "mobility", "More night buses to the outer districts", "none", "no", "send"], "Your reference is"),
+    ],
+)
+async def test_whole_dialogue_with_buttons(http: TestClient, kz: Kiezstimme, lang: str, answers: list[str], thanks: str) -> None:
+    client = f"browser-{lang}-0001"
+    body = await post(http, "START", client)
+    assert choice_values(body) == ["de", "en"]
+    assert [c["label"] for c in body["messages"][0]["choices"]] == ["Deutsch", "English"]
+    for answer in answers:
+        body = await post(http, answer, client)
+        assert body["messages"], answer
+        assert all(m["lang"] == lang for m in body["messages"]), body  # never another language
+    assert thanks in body["messages"][-1]["text"]
+    assert body["messages"][-1]["choices"] == []
+    async with kz.db.read() as conn:
+        idea = (await conn.execute(select(Idea.language, Idea.channel))).one()
+    assert tuple(idea) == (lang, "webchat")
+
+
+async def test_lang_hint_skips_the_language_question(http: TestClient) -> None:
+    body = await post(http, "Hallo", lang="de")
+    assert body["messages"][0]["text"].startswith("Kiezstimme sammelt")
+    assert choice_values(body) == ["yes", "no"]
+
+
+async def test_polling_returns_nothing_new(http: TestClient) -> None:
+    await post(http, "Hallo")
+    resp = await http.get("/webchat/api/messages", params={"client_id": "browser-0001"})
+    assert resp.status == 200 and (await resp.json()) == {"messages": []}
+
+
+async def test_same_message_id_twice_is_processed_once(http: TestClient, kz: Kiezstimme) -> None:
+    first = await post(http, "Hallo", message_id="msg-00000001")
+    again = await post(http, "Hallo", message_id="msg-00000001")
+    assert first["messages"] and again == {"messages": []}
+    async with kz.db.read() as conn:
+        assert (await conn.execute(select(func.count()).select_from(InboundMessage))).scalar_one() == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"{not json", 400),
+        (b"[]", 400),
+        (b'{"text": "hi"}', 400),
+        (b'{"client_id": "short", "text": "hi"}', 400),
+        (b'{"client_id": "browser-0001"}', 400),
+        (b'{"client_id": "browser-0001", "text": 5}', 400),
+        (json.dumps({"client_id": "browser-0001", "text": "x" * 10_001}).encode(), 400),
+        (b'{"client_id": "../../etc/passwd", "text": "hi"}', 400),
+        (b"\xff\xfe\x00", 400),
+    ],
+)
+async def test_malformed_requests_get_a_4xx_and_store_nothing(http: TestClient, kz: Kiezstimme, body: bytes, status: int) -> None:
+    resp = await http.post("/webchat/api/messages", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == status
+    assert "error" in await resp.json()
+    async with kz.db.read() as conn:
+        assert (await conn.execute(select(func.count()).select_from(InboundMessage))).scalar_one() == 0
+
+
+async def test_wrong_content_type_is_refused(http: TestClient) -> None:
+    resp = await http.post("/webchat/api/messages", data="client_id=browser-0001&text=hi")
+    assert resp.status == 415
+
+
+@pytest.mark.parametrize("text", ["", "   ", "x" * 10_000, "😀😀😀", "<img src=x onerror=alert(1)>"])
+async def test_odd_text_is_answered_not_dropped(http: TestClient, text: str) -> None:
+    body = await post(http, text)
+    assert body["messages"]
+    assert choice_values(body)[:2] == ["de", "en"]  # asked again with the options
+
+
+async def test_page_is_accessible_and_in_the_browser_language(http: TestClient) -> None:
+    resp = await http.get("/", headers={"Accept-Language": "en-GB,en;q=0.9,de;q=0.5"})
+    page = await resp.text()
+    assert resp.status == 200
+    assert '<html lang="en" dir="ltr">' in page
+    assert '<label for="text">Your message</label>' in page
+    assert 'role="log"' in page and 'aria-live="polite"' in page
+    resp = await http.get("/?lang=de")
+    assert "Ihre Nachricht" in await resp.text()
+    resp = await http.get("/", headers={"Accept-Language": "sw"})
+    page = await resp.text()
+    assert '<html lang="de" dir="ltr">' in page and 'lang: ""' in page  # no hint: the chat asks
