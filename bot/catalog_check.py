@@ -9,7 +9,7 @@ from pathlib import Path
 from bot import messages
 from bot.config import Settings
 from bot.flows import FlowError, FlowSet, load_flows
-from bot.i18n import check_catalogs, po_path, read_catalog
+from bot.i18n import Contextual, Plural, check_catalogs, po_path, read_catalog
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -23,8 +23,10 @@ def code_msgids() -> list[tuple[str, str]]:
             continue
         if isinstance(value, str):
             out.append((value, where))
-        elif isinstance(value, tuple) and len(value) == 2:
-            out.append((f"{value[0]}\x04{value[1]}", where))
+        elif isinstance(value, Plural):
+            out.append((value.singular, where))
+        elif isinstance(value, Contextual):
+            out.append((f"{value.context}\x04{value.msgid}", where))
         elif isinstance(value, dict):
             out.extend((f"{c}\x04{m}", where) for c, m in value.values())
     return out

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from bot import messages as M
 from bot.flows import Choice, FlowSet, Node
+from bot.language_detect import detect
 from bot.i18n import Catalogs
 
 MAX_HOPS = 64
@@ -45,9 +46,12 @@ class ReplyChoice:
 @dataclass(frozen=True)
 class Reply:
     msgid: str
-    language: str | None  # None: in every language (before one is chosen)
+    language: str | None  # None: before one is chosen, in ``languages`` (or a default pair)
     params: Mapping[str, Any] = field(default_factory=dict)
     choices: tuple[ReplyChoice, ...] = ()
+    plural: str | None = None  # msgid_plural; the count is params[count]
+    count: str | None = None
+    languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,15 @@ class StoreIdea:
 
 
 @dataclass(frozen=True)
+class StoreFeedback:
+    statement: str
+    rating: str
+    comment: str
+    language: str
+    media: tuple[Media, ...] = ()
+
+
+@dataclass(frozen=True)
 class RecordConsent:
     version: str
 
@@ -96,7 +109,7 @@ class EraseResident:
     pass
 
 
-Effect = StoreIdea | RecordConsent | EraseResident
+Effect = StoreIdea | StoreFeedback | RecordConsent | EraseResident
 
 
 @dataclass
@@ -233,9 +246,20 @@ class _Run:
     def d(self) -> Dialogue:
         return self.conv.dialogue
 
-    def say(self, msgid: str, params: Mapping[str, Any] | None = None, choices: tuple[ReplyChoice, ...] = (), language: str | None = ..., ) -> None:  # type: ignore[assignment]
+    def say(
+        self,
+        msgid: str | tuple[str, str],
+        params: Mapping[str, Any] | None = None,
+        choices: tuple[ReplyChoice, ...] = (),
+        language: Any = ...,
+        count: str | None = None,
+        languages: tuple[str, ...] = (),
+    ) -> None:
         lang = self.p.language if language is ... else language
-        self.replies.append(Reply(msgid, lang, dict(params or {}), choices))
+        singular, plural = (msgid, None) if isinstance(msgid, str) else msgid
+        self.replies.append(
+            Reply(singular, lang, dict(params or {}), choices, plural=plural, count=count, languages=languages)
+        )
 
     # -- routing ---------------------------------------------------------------
 
@@ -245,8 +269,10 @@ class _Run:
             if kw and kw[0] in ("start", "delete"):
                 self.keyword(kw, message)
             return  # honour STOP: nothing is sent until START
-        if self.p.language is None and self.d.node is None:
+        if self.p.language is None and self.d.node is None and not kw:
             self.p.language = self.e.supported_language(message.locale_hint)
+            if self.p.language is None:
+                self.guess_language(message.text)
         if kw:
             self.keyword(kw, message)
             return
@@ -265,6 +291,17 @@ class _Run:
             self.say(M.RESUME_PROMPT, choices=self.resume_choices())
             return
         self.answer(node, message)
+
+    def guess_language(self, text: str | None) -> bool:
+        """Pick the language from a free-text message, or narrow the choice. True if picked."""
+        candidates = detect(text, self.flows.languages)
+        if len(candidates) == 1:
+            self.p.language = candidates[0]
+            self.d.vars.pop("_language_candidates", None)
+            return True
+        if candidates:
+            self.d.vars["_language_candidates"] = candidates
+        return False
 
     def current(self) -> Node | None:
         if self.d.node and self.d.node in self.flows.nodes:
@@ -467,45 +504,71 @@ class _Run:
                 out[key] = Msg(M.NONE_GIVEN)
         return out
 
+    def choice_list(self, node: Node) -> tuple[Choice, ...]:
+        choices = self.flows.choices_of(node)
+        candidates = self.d.vars.get("_language_candidates")
+        if node.options == "languages" and candidates:
+            choices = tuple(c for c in choices if c.value in candidates)
+        return choices
+
     def choices(self, node: Node) -> tuple[ReplyChoice, ...]:
-        if node.kind == "ask_media":
+        if node.kind in ("ask_media", "ask_text"):
             return (ReplyChoice("skip", M.SKIP),) if node.optional else ()
         translate = node.options != "languages"
-        return tuple(ReplyChoice(c.value, c.label, translate) for c in self.flows.choices_of(node))
+        return tuple(ReplyChoice(c.value, c.label, translate) for c in self.choice_list(node))
 
     def prompt(self, node: Node) -> None:
-        lang = None if node.multilingual and self.p.language is None else self.p.language
-        self.say(node.text or "", self.params(node), self.choices(node), language=lang)
+        if node.kind == "rate_statements":
+            self.prompt_statement(node)
+        elif node.multilingual and self.p.language is None:
+            candidates = tuple(self.d.vars.get("_language_candidates") or ())
+            self.say(node.text or "", self.params(node), self.choices(node), language=None, languages=candidates)
+        else:
+            self.say(node.text or "", self.params(node), self.choices(node))
 
     def miss(self) -> None:
         self.d.misses += 1
 
-    def not_understood(self, node: Node, msgid: str = M.NOT_UNDERSTOOD, params: Mapping[str, Any] | None = None, reprompt: bool = True) -> None:
+    def not_understood(
+        self,
+        node: Node,
+        msgid: str | tuple[str, str] = M.NOT_UNDERSTOOD,
+        params: Mapping[str, Any] | None = None,
+        reprompt: bool = True,
+        count: str | None = None,
+    ) -> None:
         self.miss()
         lang = self.p.language  # None before a language is chosen: say it in all
-        self.say(msgid, params, language=lang)
+        candidates = tuple(self.d.vars.get("_language_candidates") or ())
+        self.say(msgid, params, language=lang, count=count, languages=candidates)
         if reprompt:
             self.prompt(node)
         if self.d.misses % 3 == 0:
-            self.say(M.STUCK, language=lang)
+            self.say(M.STUCK, language=lang, languages=candidates)
 
     # -- answers ---------------------------------------------------------------
 
     def answer(self, node: Node, message: Message) -> None:
         if node.kind == "ask_choice":
-            picked = self.match(self.flows.choices_of(node), message)
+            picked = self.match(self.choice_list(node), message)
+            if picked is None and node.options == "languages" and self.guess_language(message.text):
+                picked = Choice(self.p.language or "", "", node.next)
             if picked is None:
                 self.not_understood(node)
                 return
             if node.save_as:
                 self.d.vars[node.save_as] = picked.value
-                if node.options != "languages":
+                if node.options == "languages":
+                    self.d.vars.pop("_language_candidates", None)
+                else:
                     self.d.vars[f"{node.save_as}__label"] = picked.label
             self.advance(picked.next or node.next, picked.returns_to)
         elif node.kind == "ask_text":
             self.answer_text(node, message)
         elif node.kind == "ask_media":
             self.answer_media(node, message)
+        elif node.kind == "rate_statements":
+            self.answer_statement(node, message)
 
     def advance(self, target: str | None, returns_to: str | None = None) -> None:
         self.d.misses = 0
@@ -525,6 +588,10 @@ class _Run:
             else:
                 self.not_understood(node, M.MEDIA_NOT_ACCEPTED, reprompt=False)
             return
+        if node.optional and self.match((Choice("skip", M.SKIP),), message) is not None:
+            self.d.vars[node.save_as] = ""
+            self.advance(node.next)
+            return
         if message.text is None and message.choice is not None:
             self.not_understood(node, M.TEXT_EMPTY)  # a button from an older message
             return
@@ -532,9 +599,9 @@ class _Run:
         if not text:
             self.not_understood(node, M.TEXT_EMPTY, reprompt=False)
         elif len(text) > node.max_length:
-            self.not_understood(node, M.TEXT_TOO_LONG, {"length": len(text), "max": node.max_length}, reprompt=False)
+            self.not_understood(node, M.TEXT_TOO_LONG, {"length": len(text), "max": node.max_length}, reprompt=False, count="max")
         elif len(text) < node.min_length:
-            self.not_understood(node, M.TEXT_TOO_SHORT, {"min": node.min_length}, reprompt=False)
+            self.not_understood(node, M.TEXT_TOO_SHORT, {"min": node.min_length}, reprompt=False, count="min")
         elif node.min_length > 1 and _letters(text) < min(3, node.min_length):
             self.not_understood(node, M.TEXT_NO_WORDS, reprompt=False)
         else:
@@ -577,3 +644,69 @@ class _Run:
             if said in candidates:
                 return c
         return None
+
+    # -- rating statements (the feedback dialogue) -------------------------------------
+
+    def statement_state(self, node: Node) -> dict[str, Any]:
+        state = self.d.vars.get("_rs")
+        if not state or state.get("node") != node.id:
+            state = {"node": node.id, "i": 0, "phase": "rate"}
+            self.d.vars["_rs"] = state
+        return state
+
+    def prompt_statement(self, node: Node) -> None:
+        state = self.statement_state(node)
+        statements = self.flows.options["statements"]
+        statement = statements[min(state["i"], len(statements) - 1)]
+        if state["phase"] == "rate":
+            params = {"statement": Msg(statement.label), "number": state["i"] + 1, "total": len(statements)}
+            ratings = tuple(ReplyChoice(c.value, c.label) for c in node.choices)
+            self.say(node.text or "", params, ratings)
+        else:
+            self.say(node.comment_text or "", {}, (ReplyChoice("skip", M.SKIP),))
+
+    def answer_statement(self, node: Node, message: Message) -> None:
+        state = self.statement_state(node)
+        statements = self.flows.options["statements"]
+        if state["phase"] == "rate":
+            picked = self.match(node.choices, message)
+            if picked is None:
+                self.not_understood(node)
+                return
+            state.update(phase="comment", rating=picked.value)
+            self.d.misses = 0
+            self.prompt(node)
+            return
+        comment, media = "", ()
+        accepted = node.accept_media or ("voice",)
+        if message.media is not None:
+            if message.media.kind not in accepted:
+                self.not_understood(node, M.MEDIA_NOT_ACCEPTED)
+                return
+            comment, media = (message.text or "").strip(), (message.media,)
+        elif self.match((Choice("skip", M.SKIP),), message) is None:
+            comment = (message.text or "").strip()
+            if not comment:
+                self.not_understood(node, M.TEXT_EMPTY)
+                return
+            if len(comment) > node.max_length:
+                params = {"length": len(comment), "max": node.max_length}
+                self.not_understood(node, M.TEXT_TOO_LONG, params, reprompt=False, count="max")
+                return
+        self.effects.append(
+            StoreFeedback(
+                statement=statements[state["i"]].id,
+                rating=state["rating"],
+                comment=comment,
+                language=self.p.language or self.flows.default_language.code,
+                media=media,
+            )
+        )
+        state.update(i=state["i"] + 1, phase="rate")
+        state.pop("rating", None)
+        if state["i"] >= len(statements):
+            self.d.vars.pop("_rs", None)
+            self.advance(node.next)
+        else:
+            self.d.misses = 0
+            self.prompt(node)

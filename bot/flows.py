@@ -24,9 +24,9 @@ from typing import Any, Iterator
 
 import yaml
 
-NODE_KINDS = ("say", "ask_choice", "ask_text", "ask_media", "branch", "action", "end")
+NODE_KINDS = ("say", "ask_choice", "ask_text", "ask_media", "rate_statements", "branch", "action", "end")
 ACTIONS = ("set_language", "record_consent", "decline_consent", "set_updates", "store_idea")
-OPTION_LISTS = ("languages", "topics", "districts")
+OPTION_LISTS = ("languages", "topics", "districts", "statements")
 MEDIA_KINDS = ("voice", "photo")
 
 
@@ -53,6 +53,7 @@ class Node:
     line: int
     file: str
     text: str | None = None  # msgid
+    comment_text: str | None = None  # rate_statements: the optional comment question
     params: dict[str, str] = field(default_factory=dict)  # placeholder -> "$var" or literal
     choices: tuple[Choice, ...] = ()
     options: str | None = None  # one of OPTION_LISTS
@@ -74,7 +75,7 @@ class Node:
 
     @property
     def waits_for_input(self) -> bool:
-        return self.kind in ("ask_choice", "ask_text", "ask_media")
+        return self.kind in ("ask_choice", "ask_text", "ask_media", "rate_statements")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ class Language:
     locale: str  # Babel locale used for dates, numbers and plurals
     catalog: str  # folder name under i18n/
     direction: str = "ltr"
+    script: str = "Latn"
+    letters: str = ""
+    greetings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,9 @@ class FlowSet:
         for node in self.nodes.values():
             if node.text:
                 yield node.text, node.file, node.line
-            if not node.options:
+            if node.comment_text:
+                yield node.comment_text, node.file, node.line
+            if not node.options or node.kind == "rate_statements":
                 for choice in node.choices:
                     yield choice.label, node.file, node.line
         for kind, opts in self.options.items():
@@ -200,6 +206,9 @@ def _load_options(folder: Path, problems: list[str]) -> tuple[dict[str, tuple[Op
                         locale=str(item.get("locale") or item["code"]),
                         catalog=str(item.get("catalog") or item["code"]),
                         direction=str(item.get("direction") or "ltr"),
+                        script=str(item.get("script") or "Latn"),
+                        letters=str(item.get("letters") or ""),
+                        greetings=tuple(" ".join(str(g).casefold().split()) for g in item.get("greetings") or ()),
                     )
                 )
             except KeyError as exc:
@@ -211,7 +220,7 @@ def _load_options(folder: Path, problems: list[str]) -> tuple[dict[str, tuple[Op
             problems.append(f"{lang_path}:1: no languages listed")
     options["languages"] = tuple(Option(lang.code, lang.name) for lang in languages)
 
-    for kind in ("topics", "districts"):
+    for kind in ("topics", "districts", "statements"):
         path = folder / f"{kind}.yaml"
         data = _read_yaml(path, problems) if path.exists() else None
         if data is None:
@@ -219,16 +228,17 @@ def _load_options(folder: Path, problems: list[str]) -> tuple[dict[str, tuple[Op
             continue
         items = []
         seen: set[str] = set()
+        key = "text" if kind == "statements" else "label"
         for item in data.get(kind) or []:
             line = item.get("__line__", 1)
-            if "id" not in item or "label" not in item:
-                problems.append(f"{path}:{line}: each entry needs an id and a label")
+            if "id" not in item or key not in item:
+                problems.append(f"{path}:{line}: each entry needs an id and a {key}")
                 continue
             oid = _str(item["id"]) or ""
             if oid in seen:
                 problems.append(f"{path}:{line}: duplicate id {oid!r}")
             seen.add(oid)
-            items.append(Option(oid, str(item["label"])))
+            items.append(Option(oid, str(item[key])))
         options[kind] = tuple(items)
     return options, tuple(languages)
 
@@ -293,6 +303,7 @@ def _load_flow(path: Path, problems: list[str]) -> tuple[str | None, dict[str, N
                 line=line,
                 file=file,
                 text=_str(spec.get("text")),
+                comment_text=_str(spec.get("comment_text")),
                 params=params,
                 choices=tuple(choices),
                 options=_str(spec.get("options")),
@@ -324,9 +335,19 @@ def _validate(fs_nodes: dict[str, Node], options: dict[str, tuple[Option, ...]],
 
     for node in fs_nodes.values():
         where = f"{node.file}:{node.line}: node {node.id!r}"
-        if node.kind in ("say", "ask_choice", "ask_text", "ask_media", "ask_choice", "action") and not node.text and node.kind not in ("action",):
+        if node.kind in ("say", "ask_choice", "ask_text", "ask_media", "rate_statements") and not node.text:
             problems.append(f"{where}: {node.kind} needs a text")
-        if node.kind == "ask_choice":
+        if node.kind == "rate_statements":
+            if node.options != "statements":
+                problems.append(f"{where}: rate_statements needs options: statements")
+            if not node.choices:
+                problems.append(f"{where}: rate_statements needs choices (the ratings)")
+            if not node.comment_text:
+                problems.append(f"{where}: rate_statements needs a comment_text")
+            if not options.get("statements"):
+                problems.append(f"{where}: there are no statements to rate (flows/statements.yaml)")
+            target_ok(node, node.next, "next")
+        elif node.kind == "ask_choice":
             if node.options and node.options not in OPTION_LISTS:
                 problems.append(f"{where}: unknown options list {node.options!r}")
             if node.options and node.choices:
@@ -401,7 +422,7 @@ def load_flows(folder: Path) -> FlowSet:
     nodes: dict[str, Node] = {}
     sources = []
     for path in sorted(folder.glob("*.yaml")):
-        if path.name in ("languages.yaml", "topics.yaml", "districts.yaml", "process.yaml"):
+        if path.name in ("languages.yaml", "topics.yaml", "districts.yaml", "statements.yaml", "process.yaml"):
             continue
         sources.append(path)
         flow_id, flow_nodes = _load_flow(path, problems)

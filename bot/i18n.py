@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
@@ -28,14 +29,24 @@ def N_(message: str) -> str:
     return message
 
 
-def pN_(context: str, message: str) -> tuple[str, str]:
+class Contextual(NamedTuple):
+    context: str
+    msgid: str
+
+
+class Plural(NamedTuple):
+    singular: str
+    plural: str
+
+
+def pN_(context: str, message: str) -> Contextual:
     """Mark a string with a context (e.g. keywords) for extraction."""
-    return context, message
+    return Contextual(context, message)
 
 
-def nN_(singular: str, plural: str) -> tuple[str, str]:
+def nN_(singular: str, plural: str) -> Plural:
     """Mark a string with plural forms for extraction."""
-    return singular, plural
+    return Plural(singular, plural)
 
 
 class Translator:
@@ -89,6 +100,10 @@ class Catalogs:
                 translations = _compile(read_catalog(path, locale=lang.locale))
             translators[lang.code] = Translator(lang, translations)
         return cls(translators)
+
+    @property
+    def default_code(self) -> str:
+        return next(iter(self.translators))
 
     def get(self, code: str | None) -> Translator:
         if code in self.translators:

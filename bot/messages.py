@@ -6,7 +6,7 @@ too, with the context ``keyword`` or ``answer``: a translator writes the words
 of their language separated by ``|`` (e.g. ``STOPP|ABMELDEN``).
 """
 
-from bot.i18n import N_, pN_
+from bot.i18n import N_, nN_, pN_
 
 # --- keywords (INTERFACES.md: residents' keywords) ---------------------------
 KEYWORDS: dict[str, tuple[str, str]] = {
@@ -54,9 +54,13 @@ NOT_DELETED = N_("Good, nothing was deleted.")
 NOT_UNDERSTOOD = N_("Sorry, I did not understand that. Please answer with one of the numbers.")
 STUCK = N_("Stuck? Send HELP for help or MENU to start again.")
 TEXT_EMPTY = N_("Please write your answer as a text message.")
-TEXT_TOO_SHORT = N_("That is a bit short. Please write at least {min} characters.")
-TEXT_TOO_LONG = N_(
-    "That is too long ({length} characters). Please shorten it to at most {max} characters."
+TEXT_TOO_SHORT = nN_(
+    "That is a bit short. Please write at least {min} character.",
+    "That is a bit short. Please write at least {min} characters.",
+)
+TEXT_TOO_LONG = nN_(
+    "That is too long ({length}). Please shorten it to at most {max} character.",
+    "That is too long ({length}). Please shorten it to at most {max} characters.",
 )
 TEXT_NO_WORDS = N_("Please describe it in words.")
 MEDIA_EXPECTED = N_("Please send a photo, or choose skip.")

@@ -1,20 +1,34 @@
 """Turn an engine :class:`Reply` into text for one channel and one language.
 
-Choices become buttons where the channel has them, otherwise a numbered list
-(Rasa's idea, driven by :class:`Capabilities` rather than subclassing).
+- Choices become buttons where the channel has them, otherwise a numbered
+  list (Rasa's idea, driven by :class:`Capabilities` rather than subclassing).
+- Numbers and dates are formatted with Babel for the resident's locale;
+  plural forms follow the language's rules (``ngettext``).
+- In right-to-left languages every value placed into a sentence (reference
+  codes, numbers, dates, URLs, the resident's own words) is wrapped in Unicode
+  first-strong isolates, so a left-to-right value cannot scramble the line.
 """
 
 from __future__ import annotations
 
 import logging
 import string
+from datetime import date, datetime
 from typing import Any, Mapping
+
+from babel.dates import format_date, format_skeleton
+from babel.numbers import format_decimal
 
 from bot.engine import Msg, Reply
 from bot.i18n import Catalogs, Translator
 from channels.base import Capabilities, Outgoing, OutgoingChoice
 
 log = logging.getLogger(__name__)
+FSI, PDI = "\u2068", "\u2069"  # first strong isolate, pop directional isolate
+
+
+def isolate(value: str) -> str:
+    return f"{FSI}{value}{PDI}"
 
 
 class _Params(dict):  # type: ignore[type-arg]
@@ -30,26 +44,57 @@ def _format(template: str, params: Mapping[str, Any], fallback: str) -> str:
         return string.Formatter().vformat(fallback, (), _Params(params))
 
 
+def format_value(tr: Translator, value: Any) -> str:
+    """One parameter, formatted for the translator's locale."""
+    locale = tr.language.locale
+    if isinstance(value, Msg):
+        return tr.gettext(value.msgid)
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)):
+        return format_decimal(value, locale=locale)
+    if isinstance(value, datetime):
+        return format_skeleton("yMMMMdHm", value, locale=locale)
+    if isinstance(value, date):
+        return format_date(value, format="long", locale=locale)
+    return str(value)
+
+
 class Renderer:
     def __init__(self, catalogs: Catalogs) -> None:
         self.catalogs = catalogs
 
     def text(self, tr: Translator, reply: Reply) -> str:
-        params = {
-            k: tr.gettext(v.msgid) if isinstance(v, Msg) else v for k, v in reply.params.items()
-        }
-        return _format(tr.gettext(reply.msgid), params, reply.msgid)
+        rtl = tr.language.direction == "rtl"
+        params = {}
+        for key, value in reply.params.items():
+            shown = format_value(tr, value)
+            params[key] = isolate(shown) if rtl and not isinstance(value, Msg) else shown
+        if reply.plural is not None:
+            n = int(reply.params.get(reply.count or "", 0))
+            template = tr.ngettext(reply.msgid, reply.plural, n)
+            fallback = reply.msgid if n == 1 else reply.plural
+        else:
+            template = fallback = tr.gettext(reply.msgid)
+        return _format(template, params, fallback)
+
+    def _multilingual(self, reply: Reply) -> list[Translator]:
+        codes = list(reply.languages) or [self.catalogs.default_code, "en"]
+        return [self.catalogs.get(code) for code in dict.fromkeys(codes) if code in self.catalogs.translators]
 
     def render(self, reply: Reply, caps: Capabilities) -> Outgoing:
-        if reply.language is None:  # before a language is chosen: every language, one per line
+        if reply.language is None:  # before a language is chosen: a few languages, one per line
+            translators = self._multilingual(reply)
             texts: list[str] = []
-            for tr in self.catalogs:
+            for tr in translators:
                 t = self.text(tr, reply)
                 if t not in texts:
                     texts.append(t)
             body = "\n".join(texts)
-            tr = self.catalogs.get(None)
-            direction = "ltr"
+            tr = translators[0]
+            direction = tr.language.direction if all(
+                t.language.direction == tr.language.direction for t in translators
+            ) else "auto"
         else:
             tr = self.catalogs.get(reply.language)
             body = self.text(tr, reply)
@@ -59,5 +104,8 @@ class Renderer:
             for c in reply.choices
         )
         if choices and not caps.buttons:
-            body = body + "\n" + "\n".join(f"{i} {c.label}" for i, c in enumerate(choices, 1))
+            lines = [f"{i} {c.label}" for i, c in enumerate(choices, 1)]
+            if direction == "rtl":
+                lines = [f"{isolate(str(i))} {c.label}" for i, c in enumerate(choices, 1)]
+            body = body + "\n" + "\n".join(lines)
         return Outgoing(text=body, language=reply.language, direction=direction, choices=choices)
