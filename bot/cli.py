@@ -92,18 +92,20 @@ async def _chat(settings: Settings, lang: str | None, resident: str, stdin: Text
 
 
 async def _export(settings: Settings, what: str, fmt: str, output: str | None) -> int:
-    from bot.export import export_ideas
+    from bot.export import export_feedback, export_ideas
     from bot.storage.db import Database
+
+    exporter = export_ideas if what == "ideas" else export_feedback
 
     db = Database(settings.database_url)
     try:
         await db.migrate()
         if output:
             with open(output, "w", encoding="utf-8", newline="") as fh:
-                count = await export_ideas(db, settings, fmt, fh)
-            print(f"{count} ideas written to {output}", file=sys.stderr)
+                count = await exporter(db, settings, fmt, fh)
+            print(f"{count} {what} records written to {output}", file=sys.stderr)
         else:
-            await export_ideas(db, settings, fmt, sys.stdout)
+            await exporter(db, settings, fmt, sys.stdout)
     finally:
         await db.dispose()
     return 0
@@ -144,8 +146,8 @@ def parser() -> argparse.ArgumentParser:
     chat.add_argument("--lang", default=None, help="language code, e.g. de or en")
     chat.add_argument("--resident", default="local", help="who you are in the terminal (default: local)")
 
-    export = sub.add_parser("export", help="export ideas, pseudonymised")
-    export.add_argument("what", choices=["ideas"])
+    export = sub.add_parser("export", help="export ideas or feedback, pseudonymised")
+    export.add_argument("what", choices=["ideas", "feedback"])
     export.add_argument("--format", choices=["csv", "json"], default="csv")
     export.add_argument("--output", default=None, help="file to write (default: stdout)")
 

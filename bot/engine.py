@@ -269,9 +269,9 @@ class _Run:
             if kw and kw[0] in ("start", "delete"):
                 self.keyword(kw, message)
             return  # honour STOP: nothing is sent until START
-        if self.p.language is None and self.d.node is None and not kw:
+        if self.p.language is None and self.d.node is None:
             self.p.language = self.e.supported_language(message.locale_hint)
-            if self.p.language is None:
+            if self.p.language is None and not kw:
                 self.guess_language(message.text)
         if kw:
             self.keyword(kw, message)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.config import Settings
 from bot.storage.db import Database
-from bot.storage.models import Idea, Resident
+from bot.storage.models import Feedback, Idea, Resident
 
 IDEA_FIELDS = (
     "reference",
@@ -22,6 +22,16 @@ IDEA_FIELDS = (
     "created_at",
     "status",
     "media",
+    "resident",
+)
+FEEDBACK_FIELDS = (
+    "statement",
+    "rating",
+    "comment",
+    "media",
+    "language",
+    "channel",
+    "created_at",
     "resident",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -59,14 +69,38 @@ async def idea_records(db: Database, settings: Settings) -> list[dict[str, Any]]
     ]
 
 
-async def export_ideas(db: Database, settings: Settings, fmt: str, out: TextIO) -> int:
-    records = await idea_records(db, settings)
+async def feedback_records(db: Database, settings: Settings) -> list[dict[str, Any]]:
+    zone = settings.zone
+    base = settings.base_url
+    query = (
+        select(Feedback.__table__, Resident.pseudonym)
+        .join(Resident, Resident.id == Feedback.resident_id)
+        .order_by(Feedback.created_at, Feedback.id)
+    )
+    async with db.read() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        {
+            "statement": r.statement,
+            "rating": r.rating,
+            "comment": r.comment,
+            "media": [f"{base}/admin/media/feedback-{r.id}/{i}" for i, _ in enumerate(r.media or [])],
+            "language": r.language,
+            "channel": r.channel,
+            "created_at": r.created_at.astimezone(zone).isoformat(),
+            "resident": r.pseudonym,
+        }
+        for r in rows
+    ]
+
+
+def write_records(records: list[dict[str, Any]], fields: tuple[str, ...], fmt: str, out: TextIO) -> int:
     if fmt == "json":
         json.dump(records, out, ensure_ascii=False, indent=2)
         out.write("\n")
     else:
         out.write("\ufeff")  # UTF-8 BOM so Excel reads umlauts and Arabic correctly
-        writer = csv.DictWriter(out, fieldnames=IDEA_FIELDS, lineterminator="\r\n")
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\r\n")
         writer.writeheader()
         for record in records:
             row = dict(record)
@@ -75,3 +109,11 @@ async def export_ideas(db: Database, settings: Settings, fmt: str, out: TextIO) 
                 {k: spreadsheet_safe(v) if isinstance(v, str) else ("" if v is None else v) for k, v in row.items()}
             )
     return len(records)
+
+
+async def export_ideas(db: Database, settings: Settings, fmt: str, out: TextIO) -> int:
+    return write_records(await idea_records(db, settings), IDEA_FIELDS, fmt, out)
+
+
+async def export_feedback(db: Database, settings: Settings, fmt: str, out: TextIO) -> int:
+    return write_records(await feedback_records(db, settings), FEEDBACK_FIELDS, fmt, out)

@@ -32,6 +32,7 @@ from bot.engine import (
     Message,
     Profile,
     RecordConsent,
+    StoreFeedback,
     StoreIdea,
 )
 from bot.render import Renderer
@@ -39,6 +40,7 @@ from bot.storage.db import Database
 from bot.storage.models import (
     ChannelIdentity,
     Consent,
+    Feedback,
     Idea,
     InboundMessage,
     OutboundMessage,
@@ -66,6 +68,10 @@ def new_reference() -> str:
 
 def new_pseudonym() -> str:
     return "r-" + "".join(secrets.choice("abcdefghjkmnpqrstuvwxyz23456789") for _ in range(12))
+
+
+def _media_json(media: Media) -> dict[str, Any]:
+    return {"kind": media.kind, "ref": media.ref, "mime": media.mime, "size": media.size}
 
 
 class Conflict(Exception):
@@ -290,12 +296,25 @@ class ConversationService:
                         district=effect.district,
                         language=effect.language,
                         channel=channel,
-                        media=[{"kind": m.kind, "ref": m.ref, "mime": m.mime, "size": m.size} for m in effect.media],
+                        media=[_media_json(m) for m in effect.media],
                         status="new",
                         created_at=now,
                     )
                 )
                 log.info("idea %s stored (resident %s)", effect.reference, resident.pseudonym)
+            elif isinstance(effect, StoreFeedback):
+                await conn.execute(
+                    insert(Feedback).values(
+                        resident_id=resident.id,
+                        statement=effect.statement,
+                        rating=effect.rating,
+                        comment=effect.comment,
+                        media=[_media_json(m) for m in effect.media],
+                        language=effect.language,
+                        channel=channel,
+                        created_at=now,
+                    )
+                )
         if values:
             await conn.execute(update(Resident).where(Resident.id == resident.id).values(**values))
 
@@ -316,6 +335,7 @@ class ConversationService:
     async def _erase(self, conn: AsyncConnection, resident_id: int) -> list[str]:
         """Delete the resident and everything personal (cascades); return media to unlink."""
         ideas = (await conn.execute(select(Idea.media).where(Idea.resident_id == resident_id))).scalars().all()
+        ideas += (await conn.execute(select(Feedback.media).where(Feedback.resident_id == resident_id))).scalars().all()
         session = (await conn.execute(select(Session.state).where(Session.resident_id == resident_id))).scalar_one_or_none()
         refs = [m["ref"] for media in ideas for m in (media or [])]
         for key, value in ((session or {}).get("vars") or {}).items():

@@ -16,14 +16,14 @@ IDEA = "Mehr Bäume und Schatten auf dem Hermannplatz"
 # the inputs that bring a new English-speaking resident to each step of the idea dialogue
 STEPS = {
     "new": [],
-    "language": ["hello"],
-    "consent": ["hello", "2"],
-    "menu": ["hello", "2", "1"],
-    "topic": ["hello", "2", "1", "1"],
-    "idea_text": ["hello", "2", "1", "1", "1"],
-    "district": ["hello", "2", "1", "1", "1", IDEA],
-    "updates": ["hello", "2", "1", "1", "1", IDEA, "1"],
-    "summary": ["hello", "2", "1", "1", "1", IDEA, "1", "1"],
+    "language": ["👋"],
+    "consent": ["👋", "2"],
+    "menu": ["👋", "2", "1"],
+    "topic": ["👋", "2", "1", "1"],
+    "idea_text": ["👋", "2", "1", "1", "1"],
+    "district": ["👋", "2", "1", "1", "1", IDEA],
+    "updates": ["👋", "2", "1", "1", "1", IDEA, "1"],
+    "summary": ["👋", "2", "1", "1", "1", IDEA, "1", "1"],
 }
 NODE_AT = {
     "language": "main.choose_language",
@@ -58,6 +58,8 @@ def test_complete_dialogue_stores_idea_with_all_fields() -> None:
     assert ideas == [StoreIdea("K7Q-3MX", IDEA, "mobility", "mitte", "en", ())]
     assert [e for e in talk.effects if isinstance(e, RecordConsent)] == [RecordConsent("2026-11")]
     assert talk.conv.profile.updates is True
+    assert talk.node == "idea.offer_feedback"
+    assert "Thank you for taking part" in talk.say("Not now")
     assert talk.node is None  # dialogue over, the next message brings the menu
     assert "What would you like to do?" in talk.say("hi")
 
@@ -191,7 +193,7 @@ def test_unexpected_answer_to_a_choice_is_asked_again(step: str, bad: str) -> No
         ("", "as a text message"),
         ("   ", "as a text message"),
         ("short", "at least 10 characters"),
-        ("x" * 10_000, "too long (10000 characters)"),
+        ("x" * 10_000, "too long (10,000). Please shorten it to at most 1,000 characters"),
         ("😀" * 12, "describe it in words"),
         ("1234567890123", "describe it in words"),
     ],

@@ -26,7 +26,7 @@ from channels.base import Inbound
 from tests.conftest import Clock, make_settings
 
 IDEA = "Mehr Bäume und Schatten auf dem Hermannplatz"
-DIALOGUE_DE = ["Hallo", "1", "1", "1", "6", IDEA, "8", "1", "1"]
+DIALOGUE_DE = ["👋", "1", "1", "1", "6", IDEA, "8", "1", "1"]
 
 
 def msg(text: str, address: str = "client-0001", channel: str = "webchat") -> Inbound:
@@ -48,8 +48,9 @@ async def count(db: Database, model: type) -> int:
 
 async def test_full_dialogue_stores_the_idea(kz: Kiezstimme) -> None:
     replies = await talk(kz, DIALOGUE_DE)
-    assert "Ihre Nummer ist" in replies[-1]
-    reference = replies[-1].split("Ihre Nummer ist ")[1][:7]
+    thanks = next(r for r in replies if "Ihre Nummer ist" in r)
+    reference = thanks.split("Ihre Nummer ist ")[1][:7]
+    assert "Meinung zum Entwurf" in replies[-1]  # feedback is offered next
     async with kz.db.read() as conn:
         idea = (await conn.execute(select(Idea.__table__))).one()
         resident = (await conn.execute(select(Resident.__table__))).one()
@@ -77,7 +78,7 @@ async def test_redelivered_message_has_no_second_effect(kz: Kiezstimme) -> None:
 
 
 async def test_before_consent_only_language_is_kept(kz: Kiezstimme) -> None:
-    await talk(kz, ["Hallo", "2"])
+    await talk(kz, ["👋", "2"])
     async with kz.db.read() as conn:
         resident = (await conn.execute(select(Resident.__table__))).one()
         session = (await conn.execute(select(Session.state))).scalar_one()
@@ -86,7 +87,7 @@ async def test_before_consent_only_language_is_kept(kz: Kiezstimme) -> None:
 
 
 async def test_declining_consent_stores_nothing(kz: Kiezstimme) -> None:
-    replies = await talk(kz, ["Hallo", "2", "2"])
+    replies = await talk(kz, ["👋", "2", "2"])
     assert "stored nothing" in replies[-1]
     for model in (Resident, ChannelIdentity, Session, Consent, Idea):
         assert await count(kz.db, model) == 0, model.__name__
@@ -113,7 +114,7 @@ async def test_delete_erases_resident_ideas_and_media(kz: Kiezstimme, tmp_path: 
     out = io.StringIO()
     assert await export_ideas(kz.db, kz.settings, "json", out) == 0
     # writing again starts afresh, as a new resident
-    replies = await talk(kz, ["Hallo"])
+    replies = await talk(kz, ["👋"])
     assert "Please choose your language" in replies[0]
 
 
@@ -168,7 +169,7 @@ async def test_two_processes_on_one_database_keep_every_answer(db: Database, dat
 
 
 async def test_export_is_pseudonymous_and_spreadsheet_safe(kz: Kiezstimme) -> None:
-    await talk(kz, ["Hallo", "2", "1", "1", "3", "=HYPERLINK(\"http://evil\") more trees please", "13", "2", "1"], address="client-aaaa1")
+    await talk(kz, ["👋", "2", "1", "1", "3", "=HYPERLINK(\"http://evil\") more trees please", "13", "2", "1"], address="client-aaaa1")
     await talk(kz, DIALOGUE_DE, address="client-bbbb2")
     out = io.StringIO()
     assert await export_ideas(kz.db, kz.settings, "json", out) == 2

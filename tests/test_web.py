@@ -48,14 +48,15 @@ async def test_healthz_reports_a_dead_database(http: TestClient, kz: Kiezstimme)
 async def test_whole_dialogue_with_buttons(http: TestClient, kz: Kiezstimme, lang: str, answers: list[str], thanks: str) -> None:
     client = f"browser-{lang}-0001"
     body = await post(http, "START", client)
-    assert choice_values(body) == ["de", "en"]
-    assert [c["label"] for c in body["messages"][0]["choices"]] == ["Deutsch", "English"]
+    assert choice_values(body) == ["de", "en", "tr", "ar", "fa", "uk", "ru", "pl", "vi", "de-x-ls"]
+    assert [c["label"] for c in body["messages"][0]["choices"]][:4] == ["Deutsch", "English", "Türkçe", "العربية"]
     for answer in answers:
         body = await post(http, answer, client)
         assert body["messages"], answer
         assert all(m["lang"] == lang for m in body["messages"]), body  # never another language
-    assert thanks in body["messages"][-1]["text"]
-    assert body["messages"][-1]["choices"] == []
+    assert thanks in body["messages"][0]["text"]
+    assert body["messages"][0]["choices"] == []
+    assert choice_values(body) == ["yes", "no"]  # feedback on the draft is offered next
     async with kz.db.read() as conn:
         idea = (await conn.execute(select(Idea.language, Idea.channel))).one()
     assert tuple(idea) == (lang, "webchat")
@@ -68,7 +69,7 @@ async def test_lang_hint_skips_the_language_question(http: TestClient) -> None:
 
 
 async def test_polling_returns_nothing_new(http: TestClient) -> None:
-    await post(http, "Hallo")
+    await post(http, "...")
     resp = await http.get("/webchat/api/messages", params={"client_id": "browser-0001"})
     assert resp.status == 200 and (await resp.json()) == {"messages": []}
 

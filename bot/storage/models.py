@@ -181,3 +181,18 @@ class Idea(Base):
     media: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(12), default="new", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Feedback(Base):
+    """A resident's rating of one statement of the draft, with an optional comment."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), index=True)
+    statement: Mapped[str] = mapped_column(String(64), index=True)
+    rating: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    media: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    language: Mapped[str] = mapped_column(String(35))
+    channel: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
