@@ -16,7 +16,7 @@ import string
 from datetime import date, datetime
 from typing import Any, Mapping
 
-from babel.dates import format_date, format_skeleton
+from babel.dates import format_date, format_time, get_datetime_format
 from babel.numbers import format_decimal
 
 from bot.engine import Msg, Reply
@@ -53,8 +53,10 @@ def format_value(tr: Translator, value: Any) -> str:
         return str(value)
     if isinstance(value, (int, float)):
         return format_decimal(value, locale=locale)
-    if isinstance(value, datetime):
-        return format_skeleton("yMMMMdHm", value, locale=locale)
+    if isinstance(value, datetime):  # the locale's own "date, time" pattern, e.g. "2. Januar 2022, 18:00"
+        pattern = get_datetime_format("medium", locale=locale)
+        day = format_date(value, format="long", locale=locale)
+        return pattern.replace("{1}", day).replace("{0}", format_time(value, format="short", locale=locale))
     if isinstance(value, date):
         return format_date(value, format="long", locale=locale)
     return str(value)
