@@ -160,7 +160,8 @@ def normalise(text: str) -> str:
     """Casefold, native digits to ASCII, trim spaces and closing punctuation."""
     text = unicodedata.normalize("NFKC", text).translate(_DIGITS).strip()
     text = text.lstrip("/").rstrip(" .!?؟。،,")
-    return " ".join(text.split()).casefold()
+    # casefold, then drop the combining dot that Turkish İ leaves behind ("DİL" -> "dil")
+    return " ".join(text.split()).casefold().replace("\u0307", "")
 
 
 def _words(raw: str) -> set[str]:
