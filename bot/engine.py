@@ -23,6 +23,9 @@ from bot.i18n import Catalogs
 
 MAX_HOPS = 64
 _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+# Arabic and Persian keyboards type yeh and kaf differently; compare them as one
+_LETTERS = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه"})
+_QUOTES = "\"'«»“”„‘’‚‹›"
 PROFILE_FIELDS = ("language", "consented", "updates")
 
 
@@ -158,8 +161,8 @@ class Outcome:
 
 def normalise(text: str) -> str:
     """Casefold, native digits to ASCII, trim spaces and closing punctuation."""
-    text = unicodedata.normalize("NFKC", text).translate(_DIGITS).strip()
-    text = text.lstrip("/").rstrip(" .!?؟。،,")
+    text = unicodedata.normalize("NFKC", text).translate(_DIGITS).translate(_LETTERS).strip()
+    text = text.strip(_QUOTES + " ").lstrip("/").rstrip(" .!?؟。،,").strip(_QUOTES + " ")
     # casefold, then drop the combining dot that Turkish İ leaves behind ("DİL" -> "dil")
     return " ".join(text.split()).casefold().replace("\u0307", "")
 

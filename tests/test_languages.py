@@ -47,7 +47,7 @@ def english_sentences() -> set[str]:
         catalog = read_po(fh)
     out = set()
     for message in catalog:
-        if message.id and not message.context:
+        if message.id and not message.context and message.string != message.id:  # not proper names
             ids = message.id if isinstance(message.id, tuple) else (message.id,)
             for text in ids:
                 first = text.split("{")[0].split("\n")[0].strip()
