@@ -287,3 +287,23 @@ def test_voice_note_as_feedback_comment() -> None:
     talk.send(media=Media(kind="voice", ref="v/1.ogg", mime="audio/ogg", size=3000))
     stored = talk.effects[-1]
     assert stored.statement == "services-online" and stored.rating == "agree" and stored.media[0].kind == "voice"
+
+
+def test_no_keyword_hides_an_answer_or_a_choice() -> None:
+    """A keyword wins over any answer, so no keyword may also be an answer word or label."""
+    from bot import messages as M
+    from bot.engine import Engine, _words, normalise
+
+    engine = Engine(FLOWS, CATALOGS)
+    answers: dict[str, str] = {}
+    for tr in CATALOGS:
+        for ctx, msgid in (M.YES_WORDS, M.NO_WORDS, M.CONTINUE_WORDS, M.RESTART_WORDS):
+            for word in _words(tr.pgettext(ctx, msgid)):
+                answers[word] = f"{tr.language.code} answer {msgid.split('|')[0]}"
+        for node in FLOWS.nodes.values():
+            for choice in FLOWS.choices_of(node) + node.choices:
+                answers[normalise(tr.gettext(choice.label))] = f"{tr.language.code} label {choice.label}"
+        for label in (M.SKIP, M.RESUME_CONTINUE, M.RESUME_RESTART, M.DELETE_YES, M.DELETE_NO):
+            answers[normalise(tr.gettext(label))] = f"{tr.language.code} label {label}"
+    clashes = {word: where for word, where in answers.items() if word in engine._keywords}
+    assert not clashes
