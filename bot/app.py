@@ -9,9 +9,12 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.flows import FlowSet, load_flows
 from bot.i18n import Catalogs
+from bot.inbox import InboxProcessor
 from bot.render import Renderer
+from bot.sender import Sender
 from bot.service import Clock, ConversationService, utcnow
 from bot.storage.db import Database
+from channels.registry import Channels, build_channels
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +27,19 @@ class Kiezstimme:
     engine: Engine
     db: Database
     service: ConversationService
+    channels: Channels
+    inbox: InboxProcessor
+    sender: Sender
+
+    async def start_background(self) -> None:
+        """Process what was left in the inbox and start delivering the outbox."""
+        await self.inbox.recover()
+        self.sender.start()
 
     async def close(self) -> None:
+        await self.sender.stop()
+        await self.inbox.idle()
+        await self.channels.close()
         await self.db.dispose()
 
 
@@ -35,12 +49,17 @@ def build(settings: Settings, *, clock: Clock = utcnow, db: Database | None = No
     catalogs = Catalogs.load(flows, settings.i18n_dir)
     engine = Engine(flows, catalogs)
     db = db or Database(settings.database_url)
+    channels = build_channels(settings, settings.media_max_bytes)
     service = ConversationService(
         db,
         engine,
         Renderer(catalogs),
         session_timeout=settings.session_timeout,
         media_dir=settings.media_dir,
+        media_max_bytes=settings.media_max_bytes,
+        channels=channels,
         clock=clock,
     )
-    return Kiezstimme(settings, flows, catalogs, engine, db, service)
+    sender = Sender(db, channels.push, flows, clock)
+    service.on_outbox = sender.wake
+    return Kiezstimme(settings, flows, catalogs, engine, db, service, channels, InboxProcessor(service), sender)

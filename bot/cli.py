@@ -38,7 +38,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
     kz = build(settings)
     await kz.db.migrate()
-    runner = web.AppRunner(make_app(kz), access_log=None)
+    runner = web.AppRunner(make_app(kz, background=True), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -79,7 +79,8 @@ async def _chat(settings: Settings, lang: str | None, resident: str, stdin: Text
                 text=line.rstrip("\r\n"),
                 locale_hint=lang,
             )
-            await kz.service.handle(inbound)
+            if await kz.service.receive(inbound) is not None:
+                await kz.inbox.drain(inbound.channel, inbound.address)
             for message in await kz.service.take_pending(console.NAME, resident):
                 stdout.write(message.text + "\n\n")
             stdout.flush()
@@ -108,6 +109,30 @@ async def _export(settings: Settings, what: str, fmt: str, output: str | None) -
             await exporter(db, settings, fmt, sys.stdout)
     finally:
         await db.dispose()
+    return 0
+
+
+# --- telegram set-webhook ---------------------------------------------------------------
+
+
+async def _telegram_set_webhook(settings: Settings) -> int:
+    from channels.registry import build_channels
+
+    if not settings.public_url:
+        print("configuration error: PUBLIC_URL must be set to the bot's public https address", file=sys.stderr)
+        return 2
+    channels = build_channels(settings, settings.media_max_bytes)
+    if channels.telegram is None:
+        print("configuration error: TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET are not set", file=sys.stderr)
+        return 2
+    try:
+        await channels.telegram.set_webhook(settings.public_url)
+    except Exception as exc:  # noqa: BLE001 - one clear line, never the token
+        print(f"Telegram did not accept the webhook: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    finally:
+        await channels.close()
+    print(f"Telegram now sends updates to {settings.public_url}/webhooks/telegram", file=sys.stderr)
     return 0
 
 
@@ -151,6 +176,9 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["csv", "json"], default="csv")
     export.add_argument("--output", default=None, help="file to write (default: stdout)")
 
+    tg = sub.add_parser("telegram", help="Telegram administration")
+    tg.add_argument("action", choices=["set-webhook"], help="register PUBLIC_URL/webhooks/telegram with the secret")
+
     flows = sub.add_parser("flows", help="work with the flow files")
     flows.add_argument("action", choices=["check"])
     return p
@@ -184,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_chat(settings, args.lang, args.resident, sys.stdin, sys.stdout))
         elif args.command == "export":
             return asyncio.run(_export(settings, args.what, args.format, args.output))
+        elif args.command == "telegram":
+            return asyncio.run(_telegram_set_webhook(settings))
         elif args.command == "flows":
             return _flows_check(settings, sys.stdout)
     except FlowError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -51,6 +52,7 @@ class Settings:
     timezone: str = "Europe/Berlin"
     log_level: str = "INFO"
     session_timeout: timedelta = timedelta(hours=24)
+    media_max_bytes: int = 20 * 1024 * 1024
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org"
@@ -136,13 +138,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     except ValueError:
         raise ConfigError(f"SESSION_TIMEOUT_HOURS must be a number, got {timeout_raw!r}") from None
 
+    media_raw = get("MEDIA_MAX_BYTES") or str(20 * 1024 * 1024)
+    if not media_raw.isdigit() or int(media_raw) < 1:
+        raise ConfigError(f"MEDIA_MAX_BYTES must be a positive number of bytes, got {media_raw!r}")
+
     token = get("TELEGRAM_BOT_TOKEN")
     secret = get("TELEGRAM_WEBHOOK_SECRET")
     if token and not secret:
         raise ConfigError("TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_BOT_TOKEN is set")
     if secret is not None:
-        import re
-
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
             raise ConfigError(
                 "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
@@ -153,6 +157,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     if bool(sid) != bool(auth):
         missing = "TWILIO_AUTH_TOKEN" if sid else "TWILIO_ACCOUNT_SID"
         raise ConfigError(f"{missing} is required when the other Twilio credential is set")
+    wa_from = get("TWILIO_WHATSAPP_FROM")
+    if wa_from and not re.fullmatch(r"(whatsapp:)?\+[1-9]\d{6,14}", wa_from):
+        raise ConfigError(f"TWILIO_WHATSAPP_FROM must look like whatsapp:+4930…, got {wa_from!r}")
+    if sid and not (get("TWILIO_SMS_FROM") or get("TWILIO_MESSAGING_SERVICE_SID") or wa_from):
+        raise ConfigError("TWILIO_SMS_FROM, TWILIO_MESSAGING_SERVICE_SID or TWILIO_WHATSAPP_FROM is required with Twilio credentials")
 
     return Settings(
         database_url=database_url,
@@ -163,6 +172,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         timezone=timezone,
         log_level=level,
         session_timeout=session_timeout,
+        media_max_bytes=int(media_raw),
         telegram_bot_token=SecretStr(token) if token else None,
         telegram_webhook_secret=SecretStr(secret) if secret else None,
         telegram_api_base_url=_url(

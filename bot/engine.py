@@ -59,10 +59,11 @@ class Reply:
 
 @dataclass(frozen=True)
 class Media:
-    kind: str  # "voice", "photo" or anything else the channel received
-    ref: str  # where the service stored it (relative to MEDIA_DIR)
+    kind: str  # "voice", "photo"; "too_large" / "unsupported" when refused
+    ref: str  # where the service stored it (relative to MEDIA_DIR); "" until fetched
     mime: str = ""
     size: int = 0
+    source: Mapping[str, Any] | None = field(default=None, compare=False)  # where the channel can fetch it
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,10 @@ def normalise(text: str) -> str:
 
 def _words(raw: str) -> set[str]:
     return {normalise(w) for w in raw.split("|") if w.strip()}
+
+
+def media_problem(media: Media) -> str:
+    return M.MEDIA_TOO_LARGE if media.kind == "too_large" else M.MEDIA_NOT_ACCEPTED
 
 
 def _letters(text: str) -> int:
@@ -342,7 +347,7 @@ class _Run:
                 self.say(M.STARTED, language=lang or self.flows.default_language.code)
             self.reprompt_or_home()
         elif name == "help":
-            self.say(M.HELP, language=lang or self.flows.default_language.code)
+            self.say(M.HELP, {"operator": self.flows.operator}, language=lang or self.flows.default_language.code)
             self.reprompt_or_home()
         elif name == "menu":
             self.reset()
@@ -590,7 +595,7 @@ class _Run:
                 self.d.vars[f"{node.save_as}__media"] = [asdict(message.media)]
                 self.advance(node.next)
             else:
-                self.not_understood(node, M.MEDIA_NOT_ACCEPTED, reprompt=False)
+                self.not_understood(node, media_problem(message.media), reprompt=False)
             return
         if node.optional and self.match((Choice("skip", M.SKIP),), message) is not None:
             self.d.vars[node.save_as] = ""
@@ -621,6 +626,9 @@ class _Run:
         if node.optional and self.match((Choice("skip", M.SKIP),), message) is not None:
             self.d.vars.pop(f"{node.save_as or node.id}__media", None)
             self.advance(node.next)
+            return
+        if message.media is not None:
+            self.not_understood(node, media_problem(message.media))
             return
         self.not_understood(node, M.MEDIA_EXPECTED)
 
@@ -685,7 +693,7 @@ class _Run:
         accepted = node.accept_media or ("voice",)
         if message.media is not None:
             if message.media.kind not in accepted:
-                self.not_understood(node, M.MEDIA_NOT_ACCEPTED)
+                self.not_understood(node, media_problem(message.media))
                 return
             comment, media = (message.text or "").strip(), (message.media,)
         elif self.match((Choice("skip", M.SKIP),), message) is None:

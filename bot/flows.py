@@ -106,6 +106,8 @@ class FlowSet:
     languages: tuple[Language, ...]
     options: dict[str, tuple[Option, ...]]
     consent_version: str
+    operator: str = ""
+    whatsapp_templates: dict[str, str] = field(default_factory=dict)  # language -> Content SID
     sources: tuple[Path, ...] = ()
 
     def node(self, node_id: str) -> Node:
@@ -409,6 +411,15 @@ def _validate(fs_nodes: dict[str, Node], options: dict[str, tuple[Option, ...]],
             problems.append(f"{node.file}:{node.line}: node {node.id!r} is unreachable")
 
 
+def _whatsapp_templates(folder: Path, problems: list[str]) -> dict[str, str]:
+    path = folder / "whatsapp.yaml"
+    if not path.exists():
+        return {}
+    data = _read_yaml(path, problems) or {}
+    templates = data.get("templates") or {}
+    return {str(k): str(v) for k, v in templates.items() if not str(k).startswith("__") and v}
+
+
 def load_flows(folder: Path) -> FlowSet:
     """Load and validate every flow; raise FlowError listing all problems."""
     problems: list[str] = []
@@ -422,7 +433,7 @@ def load_flows(folder: Path) -> FlowSet:
     nodes: dict[str, Node] = {}
     sources = []
     for path in sorted(folder.glob("*.yaml")):
-        if path.name in ("languages.yaml", "topics.yaml", "districts.yaml", "statements.yaml", "process.yaml"):
+        if path.name in ("languages.yaml", "topics.yaml", "districts.yaml", "statements.yaml", "process.yaml", "whatsapp.yaml"):
             continue
         sources.append(path)
         flow_id, flow_nodes = _load_flow(path, problems)
@@ -433,6 +444,9 @@ def load_flows(folder: Path) -> FlowSet:
     entry = _str(process.get("entry")) or "main.start"
     menu = _str(process.get("menu")) or "main.menu"
     _validate(nodes, options, entry, menu, str(process_path), problems)
+    templates = _whatsapp_templates(folder, problems)
+    if not _str(process.get("operator")):
+        problems.append(f"{process_path}:1: operator is missing (who runs this bot; residents are told when they send HELP)")
     if problems:
         raise FlowError(problems)
     return FlowSet(
@@ -442,5 +456,7 @@ def load_flows(folder: Path) -> FlowSet:
         languages=languages,
         options=options,
         consent_version=_str(process.get("consent_version")) or "1",
+        operator=_str(process.get("operator")) or "",
+        whatsapp_templates=templates,
         sources=tuple(sources),
     )

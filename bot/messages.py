@@ -38,7 +38,7 @@ STOPPED = N_(
 )
 STARTED = N_("Welcome back! You will get messages from us again.")
 HELP = N_(
-    "This is Kiezstimme, the participation chat of your city. You can share ideas here.\n"
+    "This is Kiezstimme, the participation chat of {operator}. You can share ideas here.\n"
     "Send MENU to start again, LANGUAGE to change the language, "
     "STOP to get no more messages, DELETE to erase your data."
 )
@@ -64,6 +64,7 @@ TEXT_TOO_LONG = nN_(
 )
 TEXT_NO_WORDS = N_("Please describe it in words.")
 MEDIA_EXPECTED = N_("Please send a photo, or choose skip.")
+MEDIA_TOO_LARGE = N_("This file is too large for us. Please send a shorter voice message or a smaller photo.")
 MEDIA_NOT_ACCEPTED = N_("Sorry, I cannot use this kind of file here. Please write your answer as text.")
 SKIP = N_("Skip")
 RESUME_PROMPT = N_(

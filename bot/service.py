@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +35,8 @@ from bot.engine import (
     StoreFeedback,
     StoreIdea,
 )
+from bot import sms
+from bot.media import DEFAULT_MAX_BYTES, MediaStore
 from bot.render import Renderer
 from bot.storage.db import Database
 from bot.storage.models import (
@@ -47,8 +49,8 @@ from bot.storage.models import (
     Resident,
     Session,
 )
-from channels.base import Inbound
-from channels.registry import capabilities
+from channels.base import Capabilities, Inbound, Outgoing, ReachabilityChange
+from channels.registry import Channels, capabilities
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,14 @@ def new_pseudonym() -> str:
 
 def _media_json(media: Media) -> dict[str, Any]:
     return {"kind": media.kind, "ref": media.ref, "mime": media.mime, "size": media.size}
+
+
+def render_for_channel(renderer: Renderer, reply: Any, caps: Capabilities) -> list[Outgoing]:
+    out = renderer.render(reply, caps)
+    if caps.encoding != "gsm7":
+        return [out]
+    parts = sms.split(sms.prefer_gsm7(out.text))
+    return [replace(out, text=part, segments=sms.segments(part)[1]) for part in parts]
 
 
 class Conflict(Exception):
@@ -98,6 +108,8 @@ class ConversationService:
         *,
         session_timeout: timedelta = timedelta(hours=24),
         media_dir: Path = Path("data/media"),
+        media_max_bytes: int = DEFAULT_MAX_BYTES,
+        channels: Channels | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self.db = db
@@ -105,7 +117,10 @@ class ConversationService:
         self.renderer = renderer
         self.session_timeout = session_timeout
         self.media_dir = Path(media_dir)
+        self.media = MediaStore(self.media_dir, media_max_bytes)
+        self.channels = channels or Channels()
         self.clock = clock
+        self.on_outbox: Callable[[], None] = lambda: None  # the sender's wake-up call
 
     # -- inbox -----------------------------------------------------------------
 
@@ -139,16 +154,55 @@ class ConversationService:
 
     async def process(self, inbox_id: int) -> bool:
         """Run the engine for one stored message. True if it was processed now."""
+        await self._fetch_media(inbox_id)
         for attempt in range(MAX_ATTEMPTS):
             try:
                 erased_media: list[str] = []
                 async with self.db.transaction() as conn:
                     done = await self._process(conn, inbox_id, erased_media)
                 self._unlink(erased_media)
+                if done:
+                    self.on_outbox()
                 return done
             except (Conflict, IntegrityError) as exc:
                 log.info("inbox %s: retrying after %s (attempt %d)", inbox_id, type(exc).__name__, attempt + 1)
         raise RuntimeError(f"inbox message {inbox_id} could not be processed")
+
+    async def _fetch_media(self, inbox_id: int) -> None:
+        """Download a resident's voice note or photo before the step (outside any transaction)."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(InboundMessage.channel, InboundMessage.payload).where(
+                        InboundMessage.id == inbox_id, InboundMessage.status == "pending"
+                    )
+                )
+            ).first()
+        media = ((row.payload or {}).get("media") or {}) if row else {}
+        source = media.get("source")
+        if not source or media.get("ref"):
+            return
+        channel = self.channels.push.get(row.channel)
+        refused = self.media.refuse(media["kind"], media.get("mime") or source.get("mime", ""), media.get("size") or None)
+        if refused is not None:
+            fetched = refused
+        elif channel is None:
+            fetched = Media(kind="unsupported", ref="")
+        else:
+            got = await channel.fetch_media(dict(source))
+            if got is None:
+                fetched = Media(kind="unsupported", ref="")
+            else:
+                mime, data = got
+                fetched = self.media.save(media["kind"], mime or media.get("mime", ""), data)
+        payload = dict(row.payload)
+        payload["media"] = {"kind": fetched.kind, "ref": fetched.ref, "mime": fetched.mime, "size": fetched.size, "source": None}
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == inbox_id, InboundMessage.status == "pending")
+                .values(payload=payload)
+            )
 
     async def _process(self, conn: AsyncConnection, inbox_id: int, erased_media: list[str]) -> bool:
         row = (
@@ -179,7 +233,7 @@ class ConversationService:
         message = Message(
             text=payload.get("text"),
             choice=payload.get("choice"),
-            media=Media(**media) if media else None,
+            media=Media(**{k: v for k, v in media.items() if k != "source"}) if media else None,
             locale_hint=payload.get("locale_hint"),
         )
         caps = capabilities(row.channel)
@@ -195,7 +249,8 @@ class ConversationService:
         if erased:
             erased_media.extend(await self._erase(conn, resident.id))
         else:
-            await self._apply(conn, resident, row.channel, outcome.conversation.profile, outcome.effects, now)
+            source = (payload.get("extra") or {}).get("source")
+            await self._apply(conn, resident, row.channel, outcome.conversation.profile, outcome.effects, now, source)
             await self._save_session(conn, resident.id, session, outcome.conversation.dialogue, now)
             await conn.execute(
                 update(ChannelIdentity)
@@ -207,8 +262,9 @@ class ConversationService:
             await conn.execute(
                 insert(OutboundMessage),
                 [
-                    self._outbox_row(reply, row, None if erased else resident.id, caps, now)
+                    part
                     for reply in outcome.replies
+                    for part in self._outbox_rows(reply, row, None if erased else resident.id, caps, now)
                 ],
             )
         await conn.execute(
@@ -224,24 +280,29 @@ class ConversationService:
         )
         return True
 
-    def _outbox_row(self, reply: Any, inbox: Any, resident_id: int | None, caps: Any, now: datetime) -> dict[str, Any]:
-        out = self.renderer.render(reply, caps)
-        return {
-            "resident_id": resident_id,
-            "channel": inbox.channel,
-            "address": inbox.address,
-            "language": out.language,
-            "text": out.text,
-            "payload": {
-                "direction": out.direction,
-                "choices": [{"value": c.value, "label": c.label} for c in out.choices],
-            },
-            "priority": 0,
-            "status": "pending",
-            "attempts": 0,
-            "inbound_id": inbox.id,
-            "created_at": now,
-        }
+    def _outbox_rows(self, reply: Any, inbox: Any, resident_id: int | None, caps: Capabilities, now: datetime) -> list[dict[str, Any]]:
+        """One reply as outbox rows: rendered for the channel; SMS kept in GSM-7
+        where possible, split at sentence boundaries and its segments counted."""
+        return [
+            {
+                "resident_id": resident_id,
+                "channel": inbox.channel,
+                "address": inbox.address,
+                "language": out.language,
+                "text": out.text,
+                "payload": {
+                    "direction": out.direction,
+                    "choices": [{"value": c.value, "label": c.label} for c in out.choices],
+                },
+                "priority": 0,
+                "status": "pending",
+                "attempts": 0,
+                "segments": out.segments,
+                "inbound_id": inbox.id,
+                "created_at": now,
+            }
+            for out in render_for_channel(self.renderer, reply, caps)
+        ]
 
     async def _resident(self, conn: AsyncConnection, channel: str, address: str, now: datetime) -> tuple[Any, int, bool]:
         """The resident behind (channel, address), created on first contact."""
@@ -271,8 +332,21 @@ class ConversationService:
         found = (await conn.execute(query)).first()
         return found, found.identity_id, True
 
-    async def _apply(self, conn: AsyncConnection, resident: Any, channel: str, profile: Profile, effects: list[Any], now: datetime) -> None:
+    async def _apply(
+        self,
+        conn: AsyncConnection,
+        resident: Any,
+        channel: str,
+        profile: Profile,
+        effects: list[Any],
+        now: datetime,
+        source: str | None = None,
+    ) -> None:
         values: dict[str, Any] = {}
+        if source and not resident.source:
+            values["source"] = source[:64]  # where they came from, e.g. a poster's deep link
+        if resident.unreachable_at is not None:
+            values["unreachable_at"] = None  # they wrote to us, so they can be reached
         if profile.language != resident.language:
             values["language"] = profile.language
         if profile.stopped != (resident.stopped_at is not None):
@@ -351,6 +425,31 @@ class ConversationService:
             path = (root / ref).resolve()
             if root in path.parents and path.exists():
                 path.unlink()
+
+    async def mark_failed(self, inbox_id: int, reason: str) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == inbox_id, InboundMessage.status == "pending")
+                .values(status="failed", error=reason[:200], processed_at=self.clock(), payload=None, address=None)
+            )
+
+    async def set_reachable(self, change: ReachabilityChange) -> None:
+        """A provider told us whether a resident can be reached (e.g. a blocked bot)."""
+        async with self.db.transaction() as conn:
+            resident_id = (
+                await conn.execute(
+                    select(ChannelIdentity.resident_id).where(
+                        ChannelIdentity.channel == change.channel, ChannelIdentity.address == change.address
+                    )
+                )
+            ).scalar_one_or_none()
+            if resident_id is not None:
+                await conn.execute(
+                    update(Resident)
+                    .where(Resident.id == resident_id)
+                    .values(unreachable_at=None if change.reachable else self.clock())
+                )
 
     # -- pull channels (web chat, console) -------------------------------------------
 

@@ -108,7 +108,8 @@ async def webchat_post(request: web.Request) -> web.Response:
         inbound = webchat.parse_request(data, provider_id=uuid.uuid4().hex)
     except webchat.BadRequest as exc:
         return _error(400, str(exc))
-    await kz.service.handle(inbound)
+    if await kz.service.receive(inbound) is not None:
+        await kz.inbox.drain(inbound.channel, inbound.address)  # in order, then answer at once
     return web.json_response(_messages(await kz.service.take_pending(webchat.NAME, inbound.address)))
 
 
@@ -121,9 +122,23 @@ async def webchat_poll(request: web.Request) -> web.Response:
     return web.json_response(_messages(await kz.service.take_pending(webchat.NAME, client_id)))
 
 
-def make_app(kz: Kiezstimme) -> web.Application:
+def make_app(kz: Kiezstimme, *, background: bool = False) -> web.Application:
+    """The web app. With ``background`` it also recovers the inbox and runs
+    the outbox sender for as long as the app runs (the embedded mode)."""
+    from bot import webhooks
+
     app = web.Application(middlewares=[errors], client_max_size=1024 * 1024)
     app[APP_KEY] = kz
+    webhooks.add_routes(app, kz)
+    if background:
+
+        async def run_background(_app: web.Application):  # type: ignore[no-untyped-def]
+            await kz.start_background()
+            yield
+            await kz.sender.stop()
+            await kz.inbox.idle()
+
+        app.cleanup_ctx.append(run_background)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", index)
     app.router.add_post("/webchat/api/messages", webchat_post)

@@ -38,7 +38,13 @@ class Inbound:
     def payload(self) -> dict[str, Any]:
         media = None
         if self.media is not None:
-            media = {"kind": self.media.kind, "ref": self.media.ref, "mime": self.media.mime, "size": self.media.size}
+            media = {
+                "kind": self.media.kind,
+                "ref": self.media.ref,
+                "mime": self.media.mime,
+                "size": self.media.size,
+                "source": dict(self.media.source) if self.media.source else None,
+            }
         return {
             "text": self.text,
             "choice": self.choice,
@@ -62,12 +68,59 @@ class Outgoing:
     language: str | None
     direction: str = "ltr"
     choices: tuple[OutgoingChoice, ...] = ()
+    segments: int | None = None  # SMS segments, where the channel counts them
+    template: str | None = None  # WhatsApp: an approved Content SID to send instead of free text
+
+
+@dataclass(frozen=True)
+class Sent:
+    provider_id: str | None
+    segments: int | None = None
+
+
+class SendError(Exception):
+    """Delivery failed. ``permanent`` ends the message; otherwise it is retried
+    (not before ``retry_after`` seconds when the provider said so)."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permanent: bool,
+        retry_after: float | None = None,
+        unreachable: bool = False,
+        opted_out: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.unreachable = unreachable  # e.g. the resident blocked the bot
+        self.opted_out = opted_out  # e.g. STOP at the carrier (Twilio 21610)
+
+
+@dataclass(frozen=True)
+class ReachabilityChange:
+    """A provider told us a resident can (not) be reached, e.g. a blocked Telegram bot."""
+
+    channel: str
+    address: str
+    reachable: bool
 
 
 class Channel(Protocol):
+    """A provider channel that pushes messages (Telegram, SMS, WhatsApp)."""
+
     name: str
     capabilities: Capabilities
 
-    async def send(self, address: str, message: Outgoing) -> str | None:
-        """Deliver one message; return the provider's message id, if any."""
+    async def send(self, address: str, message: Outgoing) -> Sent:
+        """Deliver one message or raise SendError."""
+        ...
+
+    async def fetch_media(self, source: dict[str, Any]) -> tuple[str, bytes] | None:
+        """Download a resident's file: (mime type, bytes), or None if it cannot be had."""
+        ...
+
+    async def close(self) -> None:
         ...

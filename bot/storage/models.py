@@ -75,6 +75,7 @@ class Resident(Base):
     unreachable_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    source: Mapped[str | None] = mapped_column(String(64))  # campaign, e.g. a poster's deep link
 
 
 class ChannelIdentity(Base):

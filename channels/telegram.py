@@ -1,0 +1,187 @@
+"""Telegram through python-telegram-bot's ``Bot`` (no polling, no PTB
+``Application``: our aiohttp app receives the webhook and our inbox decides).
+
+Only this module knows Telegram: it verifies the secret header, turns an
+``Update`` into :class:`Inbound` messages, sends with inline keyboards,
+acknowledges pressed buttons and downloads voice notes and photos.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+
+from bot.engine import Media
+from channels.base import Capabilities, Inbound, Outgoing, ReachabilityChange, SendError, Sent
+
+NAME = "telegram"
+CAPABILITIES = Capabilities(buttons=True, max_text=4096, media=("voice", "photo"))
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+_DEEP_LINK = re.compile(r"^/start(?:@\w+)?(?:\s+([A-Za-z0-9_-]{1,64}))?\s*$")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ParsedUpdate:
+    """What one webhook brought: messages for the inbox, reachability news,
+    and a pressed button to acknowledge."""
+
+    inbound: list[Inbound] = field(default_factory=list)
+    reachability: list[ReachabilityChange] = field(default_factory=list)
+    callback: dict[str, Any] | None = None  # {"id", "chat_id", "message_id"}
+
+
+class TelegramChannel:
+    name = NAME
+    capabilities = CAPABILITIES
+
+    def __init__(self, token: str, secret: str, api_base_url: str = "https://api.telegram.org") -> None:
+        root = api_base_url.rstrip("/")
+        self.bot = Bot(token, base_url=f"{root}/bot", base_file_url=f"{root}/file/bot")
+        self._secret = secret.encode()
+        self._ready = False
+
+    def __repr__(self) -> str:  # never show the token
+        return "TelegramChannel()"
+
+    async def _ensure_ready(self) -> None:
+        if not self._ready:
+            try:
+                await self.bot.initialize()
+            except InvalidToken:
+                raise SendError("telegram rejected the bot token", permanent=False, retry_after=60) from None
+            except TelegramError as exc:
+                raise SendError(f"telegram not reachable: {type(exc).__name__}", permanent=False) from None
+            self._ready = True
+
+    def verify(self, header: str | None) -> bool:
+        return header is not None and secrets.compare_digest(header.encode(), self._secret)
+
+    # -- inbound -----------------------------------------------------------------
+
+    def parse(self, data: dict[str, Any]) -> ParsedUpdate:
+        update = Update.de_json(data, self.bot)
+        parsed = ParsedUpdate()
+        if update is None:
+            return parsed
+        provider_id = str(update.update_id)
+        if update.my_chat_member is not None:
+            member = update.my_chat_member
+            if member.chat.type == "private":
+                reachable = member.new_chat_member.status not in ("kicked", "left")
+                parsed.reachability.append(ReachabilityChange(NAME, str(member.chat.id), reachable))
+            return parsed
+        if update.callback_query is not None:
+            query = update.callback_query
+            message = query.message
+            if message is None or message.chat.type != "private":
+                return parsed
+            parsed.callback = {"id": query.id, "chat_id": message.chat.id, "message_id": message.message_id}
+            parsed.inbound.append(
+                Inbound(
+                    channel=NAME,
+                    address=str(message.chat.id),
+                    provider_id=provider_id,
+                    choice=query.data or "",
+                    locale_hint=query.from_user.language_code if query.from_user else None,
+                )
+            )
+            return parsed
+        message = update.message
+        if message is None or message.chat.type != "private":
+            return parsed  # edits, channel posts, groups: acknowledged, not answered
+        hint = message.from_user.language_code if message.from_user else None
+        base = {"channel": NAME, "address": str(message.chat.id), "provider_id": provider_id, "locale_hint": hint}
+        text = message.text
+        extra: dict[str, Any] = {}
+        if text is not None:
+            link = _DEEP_LINK.match(text.strip())
+            if link:
+                text = "/start"
+                if link.group(1):
+                    extra["source"] = link.group(1)
+            parsed.inbound.append(Inbound(text=text, extra=extra, **base))
+        elif message.voice is not None:
+            voice = message.voice
+            parsed.inbound.append(Inbound(text=message.caption, media=_remote("voice", voice.mime_type or "audio/ogg", voice.file_size, voice.file_id), **base))
+        elif message.photo:
+            photo = max(message.photo, key=lambda p: (p.file_size or 0, p.width * p.height))
+            parsed.inbound.append(Inbound(text=message.caption, media=_remote("photo", "image/jpeg", photo.file_size, photo.file_id), **base))
+        else:  # stickers, documents, locations…: the dialogue answers helpfully
+            parsed.inbound.append(Inbound(text=message.caption, media=Media(kind="unsupported", ref=""), **base))
+        return parsed
+
+    async def acknowledge(self, callback: dict[str, Any]) -> None:
+        """Stop the button's spinner and remove the keyboard so it cannot be pressed twice."""
+        try:
+            await self._ensure_ready()
+            await self.bot.answer_callback_query(callback["id"])
+            await self.bot.edit_message_reply_markup(
+                chat_id=callback["chat_id"], message_id=callback["message_id"], reply_markup=None
+            )
+        except (TelegramError, SendError) as exc:
+            log.info("could not acknowledge a button press: %s", type(exc).__name__)
+
+    async def fetch_media(self, source: dict[str, Any]) -> tuple[str, bytes] | None:
+        try:
+            await self._ensure_ready()
+            file = await self.bot.get_file(source["file_id"])
+            data = await file.download_as_bytearray()
+        except (TelegramError, SendError) as exc:
+            log.warning("telegram media download failed: %s", type(exc).__name__)
+            return None
+        return source.get("mime", ""), bytes(data)
+
+    # -- outbound ------------------------------------------------------------------
+
+    async def send(self, address: str, message: Outgoing) -> Sent:
+        await self._ensure_ready()
+        markup = None
+        if message.choices:
+            labels = [c.label for c in message.choices]
+            if len(labels) <= 3 and sum(len(label) for label in labels) <= 30:
+                rows = [[InlineKeyboardButton(c.label, callback_data=c.value) for c in message.choices]]
+            else:
+                rows = [[InlineKeyboardButton(c.label, callback_data=c.value)] for c in message.choices]
+            markup = InlineKeyboardMarkup(rows)
+        try:
+            sent = await self.bot.send_message(chat_id=int(address), text=message.text, reply_markup=markup)
+        except RetryAfter as exc:
+            after = exc.retry_after
+            seconds = after.total_seconds() if hasattr(after, "total_seconds") else float(after)
+            raise SendError("telegram rate limit", permanent=False, retry_after=seconds) from None
+        except Forbidden:
+            raise SendError("blocked by the resident", permanent=True, unreachable=True) from None
+        except BadRequest as exc:
+            unreachable = "chat not found" in str(exc).lower()
+            raise SendError(f"rejected: {str(exc)[:80]}", permanent=True, unreachable=unreachable) from None
+        except (TimedOut, NetworkError) as exc:
+            raise SendError(f"network: {type(exc).__name__}", permanent=False) from None
+        except TelegramError as exc:
+            raise SendError(f"telegram error: {type(exc).__name__}", permanent=False) from None
+        return Sent(provider_id=str(sent.message_id))
+
+    async def set_webhook(self, public_url: str) -> bool:
+        await self._ensure_ready()
+        return await self.bot.set_webhook(
+            url=f"{public_url.rstrip('/')}/webhooks/telegram",
+            secret_token=self._secret.decode(),
+            allowed_updates=ALLOWED_UPDATES,
+        )
+
+    async def close(self) -> None:
+        if self._ready:
+            await self.bot.shutdown()
+            self._ready = False
+
+
+def _remote(kind: str, mime: str, size: int | None, file_id: str) -> Media:
+    """A file still on Telegram's servers; the service fetches it before the step."""
+    return Media(kind=kind, ref="", mime=mime, size=size or 0, source={"file_id": file_id, "mime": mime})

@@ -1,0 +1,120 @@
+"""What SMS and WhatsApp share: Twilio's signature check, the async REST
+client, error mapping and authenticated media downloads."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Mapping
+
+import aiohttp
+import phonenumbers
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from channels.base import Outgoing, SendError, Sent
+
+log = logging.getLogger(__name__)
+RETRYABLE_CODES = {20429, 20500, 20503, 30001}
+PERMANENT = {
+    21610: "unsubscribed at the carrier (STOP)",
+    21211: "invalid number",
+    21614: "not a mobile number",
+    21408: "region not enabled",
+    63016: "outside the WhatsApp 24-hour window",
+    63018: "WhatsApp rate exceeded",
+}
+
+
+def e164(number: str) -> str:
+    """A phone number in E.164; numbers that do not parse are kept as given."""
+    number = number.strip()
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return number
+    if not phonenumbers.is_possible_number(parsed):
+        return number
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+class TwilioAccount:
+    """One Twilio account: credentials, validator, a lazily built async client."""
+
+    def __init__(self, account_sid: str, auth_token: str, api_base_url: str, public_url: str) -> None:
+        self.account_sid = account_sid
+        self._token = auth_token
+        self.api_base_url = api_base_url.rstrip("/")
+        self.public_url = public_url.rstrip("/")
+        self.validator = RequestValidator(auth_token)
+        self._client: Client | None = None
+        self._http: AsyncTwilioHttpClient | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:  # never show the token
+        return "TwilioAccount()"
+
+    def verify(self, path_qs: str, params: Mapping[str, Any], signature: str | None) -> bool:
+        """Check X-Twilio-Signature against the public URL Twilio called."""
+        if not signature:
+            return False
+        return bool(self.validator.validate(self.public_url + path_qs, params, signature))
+
+    @property
+    def status_callback(self) -> str:
+        return f"{self.public_url}/webhooks/twilio/status"
+
+    async def client(self) -> Client:
+        async with self._lock:
+            if self._client is None:
+                self._http = AsyncTwilioHttpClient()  # built inside the running loop
+                self._client = Client(self.account_sid, self._token, http_client=self._http)
+                self._client.api.base_url = self.api_base_url
+        return self._client
+
+    async def create_message(self, **kwargs: Any) -> Sent:
+        client = await self.client()
+        params = {k: v for k, v in kwargs.items() if v is not None}
+        try:
+            message = await client.messages.create_async(status_callback=self.status_callback, **params)
+        except TwilioRestException as exc:
+            raise _send_error(exc) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise SendError(f"network: {type(exc).__name__}", permanent=False) from None
+        segments = int(message.num_segments) if str(message.num_segments or "").isdigit() else None
+        return Sent(provider_id=message.sid, segments=segments)
+
+    async def download(self, url: str, max_bytes: int) -> tuple[str, bytes] | None:
+        """Fetch a MediaUrl with the account's credentials (as Twilio requires)."""
+        auth = aiohttp.BasicAuth(self.account_sid, self._token)
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+                async with session.get(url, auth=auth) as resp:
+                    if resp.status != 200:
+                        log.warning("media download failed with HTTP %s", resp.status)
+                        return None
+                    mime = resp.headers.get("Content-Type", "")
+                    data = await resp.content.read(max_bytes + 1)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.warning("media download failed: %s", type(exc).__name__)
+            return None
+        return mime, data
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+            self._client = None
+
+
+def _send_error(exc: TwilioRestException) -> SendError:
+    code = exc.code
+    if code in PERMANENT:
+        return SendError(f"{code} {PERMANENT[code]}", permanent=True, opted_out=code == 21610, unreachable=code in (21211, 21614))
+    if exc.status == 429 or code in RETRYABLE_CODES or (exc.status or 0) >= 500:
+        return SendError(f"{code or exc.status} temporary", permanent=False)
+    return SendError(f"{code or exc.status} rejected", permanent=True)
+
+
