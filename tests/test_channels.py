@@ -98,7 +98,11 @@ class Stack:
     # -- waiting ------------------------------------------------------------------------
     async def settle(self, timeout: float = 10) -> None:
         """Wait until the inbox is processed and the outbox holds nothing due."""
+        from bot import webhooks
+
         await self.kz.inbox.idle()
+        if webhooks._background:
+            await asyncio.gather(*list(webhooks._background))
         await wait_until(self.outbox_idle, timeout)
 
     async def outbox_idle(self) -> bool:
@@ -178,13 +182,13 @@ async def test_telegram_full_dialogue_with_buttons(stack: Stack) -> None:
     for data in ["yes", "idea", "housing"]:
         await stack.tg_press(chat, data)
     await stack.tg_text(chat, IDEA)
-    for data in ["neukoelln", "yes", "send"]:
+    for data in ["skip", "neukoelln", "yes", "send"]:
         await stack.tg_press(chat, data)
     sent = texts(stack.tg, chat)
-    assert any("Ihre Nummer ist" in t for t in sent)
-    assert len(stack.tg.calls_to("answerCallbackQuery")) == 6  # every press acknowledged
+    assert any("Ihre Nummer ist" in t for t in sent), sent
+    assert len(stack.tg.calls_to("answerCallbackQuery")) == 7  # every press acknowledged
     removed = stack.tg.calls_to("editMessageReplyMarkup")
-    assert len(removed) == 6 and all(not c.params.get("reply_markup") for c in removed)
+    assert len(removed) == 7 and all(not c.params.get("reply_markup") for c in removed)
     async with stack.kz.db.read() as conn:
         idea = (await conn.execute(select(Idea.channel, Idea.language, Idea.district, Idea.text))).one()
         source = (await conn.execute(select(Resident.source))).scalar_one()
@@ -412,7 +416,7 @@ async def test_whatsapp_dialogue_with_a_voice_note(stack: Stack, tmp_path: Path)
         await stack.whatsapp(number, body)
     url = stack.tw.add_media("ME1/voice.ogg", b"OggS" + b"\x01" * 3000, "audio/ogg")
     await stack.whatsapp(number, "", media=[(url, "audio/ogg")])
-    for body in ["2", "3", "2", "1"]:  # photo? no: skip; district; updates: no; send
+    for body in ["1", "3", "2", "1"]:  # photo: 1 skip; district: Pankow; updates: no; send
         await stack.whatsapp(number, body)
     sent = stack.tw.sent_to("whatsapp:" + number)
     assert sent[0]["From"] == WA_FROM and "Body" in sent[0]
