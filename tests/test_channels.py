@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from tests.fakes.telegram import (
 )
 from tests.fakes.twilio import FakeTwilio, inbound_sms_params, inbound_whatsapp_params, sign, status_callback_params
 
+ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-token_abcdefghijklmnopqrstuv"
 SECRET = "webhook-secret_0123456789"
 PUBLIC = "https://bot.example.org"
@@ -294,6 +296,9 @@ async def test_stickers_edits_and_poison_updates_never_block(stack: Stack) -> No
     count = len(stack.tg.sent_messages(chat))
     assert await stack.telegram(make_edited_message_update(stack.next_id(), chat, "edited", message_id=1)) == 200
     assert await stack.telegram({"update_id": stack.next_id(), "message": {"chat": "not a chat"}}) == 200
+    group = make_text_update(stack.next_id(), -100123, "Hallo Gruppe")
+    group["message"]["chat"] = {"id": -100123, "type": "group", "title": "Kiez"}
+    assert await stack.telegram(group) == 200
     assert len(stack.tg.sent_messages(chat)) == count
     await stack.tg_press(chat, "yes")
     assert "Was möchten Sie tun?" in texts(stack.tg, chat)[-1]
@@ -476,3 +481,19 @@ async def test_twilio_outage_retries_until_delivered(stack: Stack) -> None:
         stack.kz.sender.wake()
         await stack.settle()
     assert len(stack.tw.sent_to(number)) == 1
+
+
+async def test_set_webhook_command_registers_public_url_and_secret(fakes: tuple[FakeTelegram, FakeTwilio]) -> None:
+    tg, _ = fakes
+    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_WEBHOOK_SECRET": SECRET,
+           "TELEGRAM_API_BASE_URL": tg.root, "PUBLIC_URL": PUBLIC, "LOG_LEVEL": "WARNING"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "telegram", "set-webhook", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert tg.webhook["url"] == PUBLIC + "/webhooks/telegram"
+    assert tg.webhook["secret_token"] == SECRET
+    assert set(tg.webhook["allowed_updates"]) == {"message", "callback_query", "my_chat_member"}
+    assert TOKEN not in out.decode() + err.decode()
