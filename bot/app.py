@@ -10,10 +10,13 @@ from bot.engine import Engine
 from bot.flows import FlowSet, load_flows
 from bot.i18n import Catalogs
 from bot.inbox import InboxProcessor
+from bot.metrics import Metrics
 from bot.render import Renderer
 from bot.sender import Sender
 from bot.service import Clock, ConversationService, utcnow
 from bot.storage.db import Database
+from bot.storage.models import InboundMessage, OutboundMessage
+from sqlalchemy import func, select
 from channels.registry import Channels, build_channels
 
 log = logging.getLogger(__name__)
@@ -30,11 +33,32 @@ class Kiezstimme:
     channels: Channels
     inbox: InboxProcessor
     sender: Sender
+    metrics: Metrics
 
     async def start_background(self) -> None:
         """Process what was left in the inbox and start delivering the outbox."""
         await self.inbox.recover()
         self.sender.start()
+
+    async def refresh_gauges(self) -> None:
+        """Queue depths for /metrics, read when scraped."""
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(OutboundMessage.channel, OutboundMessage.priority, func.count())
+                    .where(OutboundMessage.status.in_(("pending", "sending")))
+                    .group_by(OutboundMessage.channel, OutboundMessage.priority)
+                )
+            ).all()
+            pending = (
+                await conn.execute(
+                    select(func.count()).select_from(InboundMessage).where(InboundMessage.status == "pending")
+                )
+            ).scalar_one()
+        self.metrics.queue_depth.clear()
+        for channel, priority, count in rows:
+            self.metrics.queue_depth.labels(channel, "reply" if priority == 0 else "bulk").set(count)
+        self.metrics.inbox_depth.set(pending)
 
     async def close(self) -> None:
         await self.sender.stop()
@@ -60,6 +84,8 @@ def build(settings: Settings, *, clock: Clock = utcnow, db: Database | None = No
         channels=channels,
         clock=clock,
     )
-    sender = Sender(db, channels.push, flows, clock)
+    metrics = Metrics()
+    service.metrics = metrics
+    sender = Sender(db, channels.push, flows, clock, rates=settings.rates, metrics=metrics)
     service.on_outbox = sender.wake
-    return Kiezstimme(settings, flows, catalogs, engine, db, service, channels, InboxProcessor(service), sender)
+    return Kiezstimme(settings, flows, catalogs, engine, db, service, channels, InboxProcessor(service), sender, metrics)

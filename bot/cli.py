@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -16,12 +17,31 @@ from bot.flows import FlowError
 log = logging.getLogger("bot")
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors (LOG_FORMAT=json)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if (os.environ.get("LOG_FORMAT") or "").lower() == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     # third-party loggers that would print URLs containing tokens
     for noisy in ("httpx", "telegram", "twilio.http_client", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
@@ -38,7 +58,8 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
     kz = build(settings)
     await kz.db.migrate()
-    runner = web.AppRunner(make_app(kz, background=True), access_log=None)
+    # SQLite: one process is the whole bot. PostgreSQL: `worker` and `clock` do the rest.
+    runner = web.AppRunner(make_app(kz, background=settings.is_sqlite), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -49,6 +70,38 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     finally:
         await runner.cleanup()
         await kz.close()
+
+
+# --- worker ---------------------------------------------------------------------------
+
+
+async def _worker(settings: Settings) -> int:
+    """Deliver the outbox (one sender per channel across all workers) and process
+    inbox messages that a web process stored but did not finish."""
+    import signal
+
+    from bot.app import build
+
+    kz = build(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    kz.sender.start()
+    print(f"worker started ({settings.database_kind}); channels: {', '.join(kz.channels.push) or 'none'}", file=sys.stderr, flush=True)
+    try:
+        while not stop.is_set():
+            try:
+                await kz.inbox.recover(min_age=0 if settings.is_sqlite else 5)
+            except Exception:  # noqa: BLE001 - keep working through a database outage
+                log.exception("inbox recovery failed; trying again")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=2.0)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        await kz.close()
+    return 0
 
 
 # --- chat ------------------------------------------------------------------------
@@ -166,6 +219,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="default: $PORT, else 8080")
 
     sub.add_parser("migrate", help="bring the database schema up to date")
+    sub.add_parser("worker", help="deliver the outbox and finish stored messages (PostgreSQL deployments)")
 
     chat = sub.add_parser("chat", help="talk to the bot in the terminal (reads stdin)")
     chat.add_argument("--lang", default=None, help="language code, e.g. de or en")
@@ -208,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             asyncio.run(migrate())
             print("database schema is up to date", file=sys.stderr)
+        elif args.command == "worker":
+            return asyncio.run(_worker(settings))
         elif args.command == "chat":
             return asyncio.run(_chat(settings, args.lang, args.resident, sys.stdin, sys.stdout))
         elif args.command == "export":

@@ -53,6 +53,7 @@ class Settings:
     log_level: str = "INFO"
     session_timeout: timedelta = timedelta(hours=24)
     media_max_bytes: int = 20 * 1024 * 1024
+    rates: dict[str, float | None] = field(default_factory=lambda: {"telegram": 30.0, "sms": 1.0, "whatsapp": 80.0})
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org"
@@ -142,6 +143,21 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     if not media_raw.isdigit() or int(media_raw) < 1:
         raise ConfigError(f"MEDIA_MAX_BYTES must be a positive number of bytes, got {media_raw!r}")
 
+    rates: dict[str, float | None] = {}
+    for channel, name, default in (
+        ("telegram", "TELEGRAM_RATE_PER_S", "30"),
+        ("sms", "SMS_SEGMENTS_PER_S", "1"),
+        ("whatsapp", "WHATSAPP_RATE_PER_S", "80"),
+    ):
+        raw = get(name) or default
+        try:
+            value = float(raw)
+            if value < 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"{name} must be a number of messages per second (0 = no limit), got {raw!r}") from None
+        rates[channel] = value or None
+
     token = get("TELEGRAM_BOT_TOKEN")
     secret = get("TELEGRAM_WEBHOOK_SECRET")
     if token and not secret:
@@ -173,6 +189,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         log_level=level,
         session_timeout=session_timeout,
         media_max_bytes=int(media_raw),
+        rates=rates,
         telegram_bot_token=SecretStr(token) if token else None,
         telegram_webhook_secret=SecretStr(secret) if secret else None,
         telegram_api_base_url=_url(

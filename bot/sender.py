@@ -1,176 +1,296 @@
 """The outbox sender: delivers pending messages through the provider channels.
 
-Each message is claimed with a conditional update (``pending`` → ``sending``)
-so it is sent once; messages to one resident go out in order (a later one
-waits while an earlier one is being retried); replies (priority 0) go before
-bulk. Temporary failures are retried with exponential backoff and jitter,
-honouring the provider's ``retry_after``; permanent ones end the message with
-the reason, and a blocked bot or a carrier STOP is recorded on the resident.
-WhatsApp messages outside the 24-hour window go out as an approved template,
-or not at all, with the reason recorded.
+- **One sender per channel.** Each channel has its own loop with its own rate
+  limit (evenly paced sends; SMS counts segments). On PostgreSQL the loop runs
+  only in the worker that holds the channel's advisory lock, so the limit
+  holds in total however many workers run; when that worker dies its
+  session ends, the lock is free and another worker takes over.
+- **Claims with leases.** A batch is claimed in one statement (``pending`` →
+  ``sending``, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL); a claim older than
+  the lease goes back to the queue, so a killed sender's messages are sent by
+  the next one (at most the ones in flight are sent twice).
+- **Order and priority.** A message is only claimed when no earlier message
+  to the same resident is waiting for a retry or in flight; replies
+  (priority 0) go before bulk; batches are small enough (half a second of the
+  rate) that a reply never waits behind a long broadcast.
+- **Failures.** Timeouts, 5xx and 429 are retried with exponential backoff
+  and jitter, never before the provider's ``retry_after``; permanent
+  failures end the message with the reason; nothing is retried forever, and
+  a message past its ``expires_at`` is dropped, not sent late.
+- **WhatsApp window.** Outside 24 hours of the resident's last message a
+  WhatsApp message goes out as the language's approved template, or not at
+  all, with the reason recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import time
+import zlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, exists, select, text, update
+from sqlalchemy.orm import aliased
 
 from bot.flows import FlowSet
 from bot.storage.db import Database
 from bot.storage.models import ChannelIdentity, OutboundMessage, Resident
-from channels.base import Channel, Outgoing, OutgoingChoice, SendError
+from channels.base import Channel, Outgoing, OutgoingChoice, SendError, Sent
 
 log = logging.getLogger(__name__)
 WHATSAPP_WINDOW = timedelta(hours=24)
 MAX_ATTEMPTS = 10
 BASE_DELAY = 1.0
 MAX_DELAY = 15 * 60.0
-STALE_SENDING = timedelta(minutes=5)  # a claim older than this was lost with its process
+LEASE = timedelta(seconds=float(os.environ.get("OUTBOX_LEASE_SECONDS") or 60))
+DEFAULT_RATES = {"telegram": 30.0, "sms": 1.0, "whatsapp": 80.0}  # per second; SMS in segments
+Clock = Callable[[], datetime]
 
 
 def backoff(attempts: int, rng: random.Random = random.Random()) -> float:
-    """Exponential backoff with full jitter: up to 1, 2, 4 … seconds, capped."""
+    """Exponential backoff with jitter: about 1, 2, 4 … seconds, capped at 15 minutes."""
     return rng.uniform(0.5, 1.0) * min(MAX_DELAY, BASE_DELAY * 2 ** max(0, attempts - 1))
 
 
-class Sender:
+class Pacer:
+    """At most ``rate`` units per second, evenly spaced (so no sliding one-second
+    window ever sees more than the limit); ``None`` means unlimited. It aims a
+    little below the limit, since requests can bunch up on their way."""
+
+    HEADROOM = 0.97
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self.next_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def take(self, units: float = 1.0) -> None:
+        if self.rate is None:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            start = max(now, self.next_at)
+            self.next_at = start + units / (self.rate * self.HEADROOM)
+            if start > now:
+                await asyncio.sleep(start - now)
+
+    def pause(self, seconds: float) -> None:
+        """The provider said "too many": nothing more for that long."""
+        self.next_at = max(self.next_at, time.monotonic() + seconds)
+
+
+@dataclass
+class Result:
+    row: Any
+    sent: Sent | None = None
+    error: SendError | None = None
+    skipped: str | None = None
+    template: bool = False
+
+
+class ChannelSender:
+    """Drains one channel's outbox."""
+
     def __init__(
         self,
+        name: str,
+        channel: Channel,
         db: Database,
-        channels: dict[str, Channel],
         flows: FlowSet,
-        clock: Callable[[], datetime],
+        clock: Clock,
         *,
-        batch: int = 200,
-        concurrency: int = 16,
+        rate: float | None,
+        metrics: Any = None,
+        max_batch: int = 200,
+        elect: bool = False,
     ) -> None:
+        self.name = name
+        self.channel = channel
         self.db = db
-        self.channels = channels
         self.flows = flows
         self.clock = clock
-        self.batch = batch
-        self._wake = asyncio.Event()
-        self._limit = asyncio.Semaphore(concurrency)
-        self._task: asyncio.Task[None] | None = None
+        self.bucket = Pacer(rate)
+        self.rate = rate
+        self.metrics = metrics
+        self.max_batch = max_batch
+        self.elect = elect
+        self.wakeup = asyncio.Event()
+        self._leader_conn: Any = None
+        self._last_sweep = 0.0
 
-    def wake(self) -> None:
-        self._wake.set()
+    @property
+    def batch(self) -> int:
+        """Half a second of sending: small enough that replies never wait long."""
+        return self.max_batch if self.rate is None else max(1, min(self.max_batch, int(self.rate / 2)))
 
-    def start(self) -> None:
-        if self.channels and self._task is None:
-            self._task = asyncio.create_task(self.run(), name="outbox-sender")
+    # -- leadership (PostgreSQL) -------------------------------------------------------
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def is_leader(self) -> bool:
+        if not self.elect:
+            return True
+        try:
+            if self._leader_conn is not None:
+                await self._leader_conn.execute(text("SELECT 1"))
+                return True
+            conn = await self.db.engine.connect()
+            key = zlib.crc32(f"kiezstimme-sender:{self.name}".encode())
+            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar_one()
+            await conn.commit()
+            if got:
+                self._leader_conn = conn
+                log.info("this worker now sends the %s channel", self.name)
+                return True
+            await conn.close()
+        except Exception:  # noqa: BLE001 - a lost connection means the lock is gone too
+            log.warning("lost the %s sender lock; will try again", self.name)
+            await self._resign()
+        return False
+
+    async def _resign(self) -> None:
+        conn, self._leader_conn = self._leader_conn, None
+        if conn is not None:
             try:
-                await self._task
-            except asyncio.CancelledError:
+                await conn.close()
+            except Exception:  # noqa: BLE001
                 pass
-            self._task = None
+
+    # -- the loop --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.release_stale_claims()
-        while True:
-            try:
-                sent = await self.drain_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the sender must outlive a database hiccup
-                log.exception("outbox drain failed; trying again shortly")
-                sent = 0
-            if sent == 0:
-                self._wake.clear()
+        try:
+            while True:
+                attempted = 0
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-                except asyncio.TimeoutError:
-                    pass
+                    if await self.is_leader():
+                        await self.sweep()
+                        attempted = await self.drain_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - the sender outlives a database outage
+                    log.exception("%s sender: drain failed; trying again shortly", self.name)
+                    await self._resign()
+                    await asyncio.sleep(1.0)
+                if attempted == 0:
+                    self.wakeup.clear()
+                    try:
+                        await asyncio.wait_for(self.wakeup.wait(), timeout=0.5)
+                    except asyncio.TimeoutError:
+                        pass
+        finally:
+            await self._resign()
 
-    async def release_stale_claims(self) -> None:
-        """Messages a dead process had claimed go back to the queue."""
+    async def sweep(self, force: bool = False) -> None:
+        """Every few seconds: expired messages are dropped, lapsed claims released."""
+        if not force and time.monotonic() - self._last_sweep < 5:
+            return
+        self._last_sweep = time.monotonic()
+        now = self.clock()
         async with self.db.transaction() as conn:
             await conn.execute(
                 update(OutboundMessage)
                 .where(
-                    OutboundMessage.status == "sending",
-                    OutboundMessage.updated_at < self.clock() - STALE_SENDING,
+                    OutboundMessage.channel == self.name,
+                    OutboundMessage.status == "pending",
+                    OutboundMessage.expires_at <= now,
                 )
-                .values(status="pending")
+                .values(status="expired", error="expired before it could be sent", updated_at=now)
             )
+            await conn.execute(
+                update(OutboundMessage)
+                .where(
+                    OutboundMessage.channel == self.name,
+                    OutboundMessage.status == "sending",
+                    OutboundMessage.updated_at < now - LEASE,
+                )
+                .values(status="pending", updated_at=now)
+            )
+
+    async def claim(self) -> list[Any]:
+        now = self.clock()
+        o = aliased(OutboundMessage)
+        earlier = aliased(OutboundMessage)
+        blocked = exists().where(  # an earlier message to the same resident still waits or is in flight
+            earlier.channel == o.channel,
+            earlier.address == o.address,
+            earlier.id < o.id,
+            (earlier.status == "sending") | ((earlier.status == "pending") & (earlier.next_attempt_at > now)),
+        )
+        candidates = (
+            select(o.id)
+            .where(
+                o.channel == self.name,
+                o.status == "pending",
+                (o.next_attempt_at.is_(None)) | (o.next_attempt_at <= now),
+                ~blocked,
+            )
+            .order_by(o.priority, o.id)
+            .limit(self.batch)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(OutboundMessage)
+            .where(OutboundMessage.id.in_(candidates.scalar_subquery()), OutboundMessage.status == "pending")
+            .values(status="sending", updated_at=now)
+            .returning(
+                OutboundMessage.id,
+                OutboundMessage.address,
+                OutboundMessage.resident_id,
+                OutboundMessage.language,
+                OutboundMessage.text,
+                OutboundMessage.payload,
+                OutboundMessage.attempts,
+                OutboundMessage.priority,
+                OutboundMessage.segments,
+                OutboundMessage.expires_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.transaction() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return sorted(rows, key=lambda r: (r.priority, r.id))
 
     async def drain_once(self) -> int:
-        """Send what is due now; return how many messages were attempted."""
-        now = self.clock()
+        rows = await self.claim()
+        if not rows:
+            return 0
+        windows = await self._whatsapp_windows(rows) if self.name == "whatsapp" else {}
+        queues: dict[str, list[Any]] = {}
+        for row in rows:
+            queues.setdefault(row.address, []).append(row)
+        results: list[Result] = []
+        await asyncio.gather(*(self._send_queue(q, windows, results) for q in queues.values()))
+        await self._record(results)
+        return len(rows)
+
+    async def _send_queue(self, queue: list[Any], windows: dict[str, datetime | None], results: list[Result]) -> None:
+        for i, row in enumerate(queue):
+            result = await self._send_one(row, windows)
+            results.append(result)
+            if result.error is not None and not result.error.permanent:
+                results.extend(Result(r, skipped="__release__") for r in queue[i + 1 :])
+                return
+            if result.error is not None and (result.error.unreachable or result.error.opted_out):
+                results.extend(Result(r, error=result.error) for r in queue[i + 1 :])
+                return
+
+    async def _whatsapp_windows(self, rows: list[Any]) -> dict[str, datetime | None]:
+        addresses = {r.address for r in rows}
         async with self.db.read() as conn:
-            rows = (
+            found = (
                 await conn.execute(
-                    select(
-                        OutboundMessage.id,
-                        OutboundMessage.channel,
-                        OutboundMessage.address,
-                        OutboundMessage.resident_id,
-                        OutboundMessage.language,
-                        OutboundMessage.text,
-                        OutboundMessage.payload,
-                        OutboundMessage.attempts,
-                        OutboundMessage.next_attempt_at,
-                        OutboundMessage.expires_at,
-                        OutboundMessage.priority,
-                        OutboundMessage.status,
+                    select(ChannelIdentity.address, ChannelIdentity.last_inbound_at).where(
+                        ChannelIdentity.channel == self.name, ChannelIdentity.address.in_(addresses)
                     )
-                    .where(
-                        OutboundMessage.status.in_(("pending", "sending")),
-                        OutboundMessage.channel.in_(list(self.channels)),
-                    )
-                    .order_by(OutboundMessage.priority, OutboundMessage.id)
-                    .limit(self.batch)
                 )
             ).all()
-        queues: dict[tuple[str, str], list[Any]] = {}
-        blocked: set[tuple[str, str]] = set()
-        for row in rows:
-            key = (row.channel, row.address)
-            if key in blocked:
-                continue
-            due = row.status == "pending" and (row.next_attempt_at is None or row.next_attempt_at <= now)
-            if not due:
-                blocked.add(key)  # keep this resident's order: later messages wait
-                continue
-            queues.setdefault(key, []).append(row)
-        if not queues:
-            return 0
-        results = await asyncio.gather(*(self._send_queue(q) for q in queues.values()))
-        return sum(results)
+        return {r.address: r.last_inbound_at for r in found}
 
-    async def _send_queue(self, queue: list[Any]) -> int:
-        attempted = 0
-        async with self._limit:
-            for row in queue:
-                attempted += 1
-                if not await self._send_one(row):
-                    break  # a retry later; the rest of this resident's messages wait
-        return attempted
-
-    async def _claim(self, row: Any) -> bool:
-        async with self.db.transaction() as conn:
-            result = await conn.execute(
-                update(OutboundMessage)
-                .where(OutboundMessage.id == row.id, OutboundMessage.status == "pending")
-                .values(status="sending", updated_at=self.clock())
-            )
-        return result.rowcount == 1
-
-    async def _finish(self, row: Any, **values: Any) -> None:
-        values.setdefault("updated_at", self.clock())
-        async with self.db.transaction() as conn:
-            await conn.execute(update(OutboundMessage).where(OutboundMessage.id == row.id).values(**values))
-
-    async def _outgoing(self, row: Any) -> Outgoing | None:
+    def _outgoing(self, row: Any, windows: dict[str, datetime | None]) -> Outgoing | None:
         payload = row.payload or {}
         message = Outgoing(
             text=row.text,
@@ -178,106 +298,146 @@ class Sender:
             direction=payload.get("direction", "ltr"),
             choices=tuple(OutgoingChoice(c["value"], c["label"]) for c in payload.get("choices", [])),
         )
-        if row.channel != "whatsapp":
+        if self.name != "whatsapp":
             return message
-        async with self.db.read() as conn:
-            last = (
-                await conn.execute(
-                    select(ChannelIdentity.last_inbound_at).where(
-                        ChannelIdentity.channel == row.channel, ChannelIdentity.address == row.address
-                    )
-                )
-            ).scalar_one_or_none()
+        last = windows.get(row.address)
         if last is not None and self.clock() - last < WHATSAPP_WINDOW:
             return message
         template = self.flows.whatsapp_templates.get(row.language or "")
-        if template is None:
-            return None
-        return Outgoing(text=row.text, language=row.language, template=template)
+        return None if template is None else Outgoing(text=row.text, language=row.language, template=template)
 
-    async def _send_one(self, row: Any) -> bool:
-        """Send one message; True when it is done (sent or ended), False to retry later."""
-        now = self.clock()
-        if row.expires_at is not None and row.expires_at <= now:
-            await self._finish(row, status="expired", error="expired before it could be sent")
-            return True
-        if not await self._claim(row):
-            return True  # someone else has it
-        message = await self._outgoing(row)
+    async def _send_one(self, row: Any, windows: dict[str, datetime | None]) -> Result:
+        if row.expires_at is not None and row.expires_at <= self.clock():
+            return Result(row, skipped="expired before it could be sent")
+        message = self._outgoing(row, windows)
         if message is None:
-            await self._finish(row, status="skipped", error="outside the WhatsApp 24-hour window, no template")
-            return True
-        channel = self.channels[row.channel]
+            return Result(row, skipped="outside the WhatsApp 24-hour window, no template")
+        await self.bucket.take(float(row.segments or 1))
+        started = time.monotonic()
         try:
-            sent = await channel.send(row.address, message)
+            sent = await self.channel.send(row.address, message)
         except SendError as exc:
-            return await self._failed(row, exc)
+            if exc.retry_after:
+                self.bucket.pause(exc.retry_after)
+            return Result(row, error=exc)
         except Exception as exc:  # noqa: BLE001 - an unknown failure is retried, not lost
-            log.exception("unexpected error sending outbox message %s", row.id)
-            return await self._failed(row, SendError(f"unexpected: {type(exc).__name__}", permanent=False))
-        values: dict[str, Any] = {
-            "status": "sent",
-            "provider_id": sent.provider_id,
-            "sent_at": self.clock(),
-            "attempts": row.attempts + 1,
-            "error": None,
-        }
-        if message.template:
-            values["error"] = "sent as template (outside the WhatsApp window)"
-        if sent.segments is not None:
-            values["segments"] = sent.segments
-        await self._finish(row, **values)
-        return True
+            log.exception("%s sender: unexpected error", self.name)
+            return Result(row, error=SendError(f"unexpected: {type(exc).__name__}", permanent=False))
+        if self.metrics is not None:
+            self.metrics.send_latency.labels(self.name).observe(time.monotonic() - started)
+        return Result(row, sent=sent, template=message.template is not None)
 
-    async def _failed(self, row: Any, exc: SendError) -> bool:
+    async def _record(self, results: list[Result]) -> None:
+        now = self.clock()
+        marks: list[tuple[Any, SendError]] = []
+        async with self.db.transaction() as conn:
+            for r in results:
+                values: dict[str, Any] = {"updated_at": now}
+                if r.skipped == "__release__":
+                    values["status"] = "pending"
+                elif r.skipped is not None:
+                    values.update(status="expired" if r.skipped.startswith("expired") else "skipped", error=r.skipped)
+                elif r.sent is not None:
+                    values.update(status="sent", provider_id=r.sent.provider_id, sent_at=now, attempts=r.row.attempts + 1, error=None)
+                    if r.template:
+                        values["error"] = "sent as a template (outside the WhatsApp window)"
+                    if r.sent.segments is not None:
+                        values["segments"] = r.sent.segments
+                else:
+                    values.update(self._failure(r.row, r.error, now))  # type: ignore[arg-type]
+                    if values["status"] == "failed" and (r.error.unreachable or r.error.opted_out):  # type: ignore[union-attr]
+                        marks.append((r.row, r.error))  # type: ignore[arg-type]
+                await conn.execute(update(OutboundMessage).where(OutboundMessage.id == r.row.id).values(**values))
+                if self.metrics is not None:
+                    self.metrics.outbound.labels(self.name, values.get("status", "pending")).inc()
+                    if values.get("status") == "pending" and r.error is not None:
+                        self.metrics.retries.labels(self.name).inc()
+            for row, error in marks:
+                await self._mark_resident(conn, row, error, now)
+
+    def _failure(self, row: Any, exc: SendError, now: datetime) -> dict[str, Any]:
         attempts = row.attempts + 1
         if exc.permanent or attempts >= MAX_ATTEMPTS:
             reason = exc.reason if exc.permanent else f"gave up after {attempts} attempts: {exc.reason}"
-            await self._finish(row, status="failed", error=reason[:200], attempts=attempts)
-            if exc.unreachable or exc.opted_out:
-                await self._mark_resident(row, exc)
-            log.info("outbox message %s failed for good: %s", row.id, exc.reason)
-            return True
-        delay = exc.retry_after if exc.retry_after is not None else backoff(attempts)
-        await self._finish(
-            row,
-            status="pending",
-            attempts=attempts,
-            error=exc.reason[:200],
-            next_attempt_at=self.clock() + timedelta(seconds=delay),
-        )
-        log.info("outbox message %s will be retried in %.1fs: %s", row.id, delay, exc.reason)
-        return False
+            log.info("%s outbox message %s failed for good: %s", self.name, row.id, reason)
+            return {"status": "failed", "error": reason[:200], "attempts": attempts}
+        delay = exc.retry_after if exc.retry_after else backoff(attempts)  # never before retry_after
+        log.info("%s outbox message %s retried in %.1fs: %s", self.name, row.id, delay, exc.reason)
+        return {
+            "status": "pending",
+            "attempts": attempts,
+            "error": exc.reason[:200],
+            "next_attempt_at": now + timedelta(seconds=delay),
+        }
 
-    async def _mark_resident(self, row: Any, exc: SendError) -> None:
-        if row.resident_id is None:
-            return
-        values: dict[str, Any] = {}
-        if exc.unreachable:
-            values["unreachable_at"] = self.clock()
-        if exc.opted_out:
-            values["stopped_at"] = self.clock()
-        async with self.db.transaction() as conn:
+    async def _mark_resident(self, conn: Any, row: Any, exc: SendError, now: datetime) -> None:
+        if row.resident_id is not None:
+            values: dict[str, Any] = {}
+            if exc.unreachable:
+                values["unreachable_at"] = now
+            if exc.opted_out:
+                values["stopped_at"] = now
             await conn.execute(update(Resident).where(Resident.id == row.resident_id).values(**values))
-            # nothing more goes to someone who cannot or will not receive it
-            await conn.execute(
-                update(OutboundMessage)
-                .where(
-                    and_(
-                        OutboundMessage.channel == row.channel,
-                        OutboundMessage.address == row.address,
-                        OutboundMessage.status == "pending",
-                    )
+        # nothing more goes to someone who cannot or will not receive it
+        await conn.execute(
+            update(OutboundMessage)
+            .where(
+                and_(
+                    OutboundMessage.channel == self.name,
+                    OutboundMessage.address == row.address,
+                    OutboundMessage.status == "pending",
                 )
-                .values(status="failed", error=f"not sent: {exc.reason}"[:200], updated_at=self.clock())
             )
+            .values(status="failed", error=f"not sent: {exc.reason}"[:200], updated_at=now)
+        )
+
+
+class Sender:
+    """All channel senders of one process."""
+
+    def __init__(
+        self,
+        db: Database,
+        channels: dict[str, Channel],
+        flows: FlowSet,
+        clock: Clock,
+        *,
+        rates: dict[str, float | None] | None = None,
+        metrics: Any = None,
+        elect: bool | None = None,
+    ) -> None:
+        rates = {**DEFAULT_RATES, **(rates or {})}
+        elect = (not db.is_sqlite) if elect is None else elect
+        self.senders = {
+            name: ChannelSender(name, channel, db, flows, clock, rate=rates.get(name), metrics=metrics, elect=elect)
+            for name, channel in channels.items()
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def wake(self) -> None:
+        for sender in self.senders.values():
+            sender.wakeup.set()
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(s.run(), name=f"sender-{n}") for n, s in self.senders.items()]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
 
 
 STATUS_RANK = {"queued": 1, "sending": 2, "accepted": 2, "sent": 3, "delivered": 4, "read": 5}
 FINAL = {"failed", "undelivered"}
 
 
-async def record_status(db: Database, clock: Callable[[], datetime], provider_id: str, status: str, error_code: str | None) -> bool:
+async def record_status(db: Database, clock: Clock, provider_id: str, status: str, error_code: str | None) -> bool:
     """Apply a provider's status callback; never moves a message backwards."""
     async with db.transaction() as conn:
         row = (
@@ -289,9 +449,9 @@ async def record_status(db: Database, clock: Callable[[], datetime], provider_id
         ).first()
         if row is None:
             return False
-        if status not in FINAL and STATUS_RANK.get(status, 0) <= STATUS_RANK.get(row.status, 0):
-            return True
         if row.status in FINAL:
+            return True
+        if status not in FINAL and STATUS_RANK.get(status, 0) <= STATUS_RANK.get(row.status, 0):
             return True
         values: dict[str, Any] = {"status": status, "updated_at": clock()}
         if error_code:

@@ -17,8 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -121,29 +120,30 @@ class ConversationService:
         self.channels = channels or Channels()
         self.clock = clock
         self.on_outbox: Callable[[], None] = lambda: None  # the sender's wake-up call
+        self.metrics: Any = None
+        self._writer: Any = None
 
     # -- inbox -----------------------------------------------------------------
 
-    def _insert(self, table: Any) -> Any:
-        return (sqlite.insert if self.db.is_sqlite else postgresql.insert)(table)
-
     async def receive(self, inbound: Inbound) -> int | None:
-        """Store the message; return its inbox id, or None if it was seen before."""
-        stmt = (
-            self._insert(InboundMessage)
-            .values(
-                channel=inbound.channel,
-                provider_id=inbound.provider_id,
-                address=inbound.address,
-                payload=inbound.payload(),
-                status="pending",
-                received_at=self.clock(),
-            )
-            .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-            .returning(InboundMessage.id)
+        """Store the message durably; its inbox id, or None if it was seen before."""
+        from bot.inbox import InboxWriter
+
+        if self._writer is None:
+            self._writer = InboxWriter(self.db)
+        inbox_id = await self._writer.store(
+            {
+                "channel": inbound.channel,
+                "provider_id": inbound.provider_id,
+                "address": inbound.address,
+                "payload": inbound.payload(),
+                "status": "pending",
+                "received_at": self.clock(),
+            }
         )
-        async with self.db.transaction() as conn:
-            return (await conn.execute(stmt)).scalar_one_or_none()
+        if self.metrics is not None:
+            (self.metrics.inbound if inbox_id is not None else self.metrics.duplicates).labels(inbound.channel).inc()
+        return inbox_id
 
     async def handle(self, inbound: Inbound) -> int | None:
         """Receive and process at once; None for a redelivered message."""
@@ -207,13 +207,18 @@ class ConversationService:
     async def _process(self, conn: AsyncConnection, inbox_id: int, erased_media: list[str]) -> bool:
         row = (
             await conn.execute(
-                select(InboundMessage).where(
-                    InboundMessage.id == inbox_id, InboundMessage.status == "pending"
-                )
+                select(InboundMessage)
+                .where(InboundMessage.id == inbox_id, InboundMessage.status == "pending")
+                .with_for_update()  # PostgreSQL: a second processor waits, then sees "done"
             )
         ).first()
         if row is None:
             return False
+        if not self.db.is_sqlite:  # one step at a time per resident, across processes
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"{row.channel}:{row.address}"},
+            )
         now = self.clock()
         payload = row.payload or {}
         resident, identity_id, created = await self._resident(conn, row.channel, row.address, now)

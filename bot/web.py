@@ -65,6 +65,13 @@ def page_language(kz: Kiezstimme, request: web.Request) -> str | None:
     return None
 
 
+async def metrics(request: web.Request) -> web.Response:
+    kz = request.app[APP_KEY]
+    await kz.refresh_gauges()
+    body, content_type = kz.metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
 async def index(request: web.Request) -> web.StreamResponse:
     kz = request.app[APP_KEY]
     hint = page_language(kz, request)
@@ -140,6 +147,7 @@ def make_app(kz: Kiezstimme, *, background: bool = False) -> web.Application:
 
         app.cleanup_ctx.append(run_background)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index)
     app.router.add_post("/webchat/api/messages", webchat_post)
     app.router.add_get("/webchat/api/messages", webchat_poll)

@@ -154,6 +154,9 @@ async def stack(fakes: tuple[FakeTelegram, FakeTwilio], db: Database, database_u
             "TWILIO_SMS_FROM": SMS_FROM,
             "TWILIO_WHATSAPP_FROM": WA_FROM,
             "TWILIO_API_BASE_URL": tw.root,
+            "TELEGRAM_RATE_PER_S": "0",
+            "SMS_SEGMENTS_PER_S": "0",
+            "WHATSAPP_RATE_PER_S": "0",
         }
     )
     kz = build(settings, clock=clock, db=db)
