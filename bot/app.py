@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -39,6 +40,18 @@ class Kiezstimme:
         """Process what was left in the inbox and start delivering the outbox."""
         await self.inbox.recover()
         self.sender.start()
+        self._recovery = asyncio.create_task(self.inbox.keep_recovering())
+
+    async def stop_background(self) -> None:
+        recovery = getattr(self, "_recovery", None)
+        if recovery is not None:
+            recovery.cancel()
+            try:
+                await recovery
+            except asyncio.CancelledError:
+                pass
+        await self.sender.stop()
+        await self.inbox.idle()
 
     async def refresh_gauges(self) -> None:
         """Queue depths for /metrics, read when scraped."""
@@ -61,8 +74,7 @@ class Kiezstimme:
         self.metrics.inbox_depth.set(pending)
 
     async def close(self) -> None:
-        await self.sender.stop()
-        await self.inbox.idle()
+        await self.stop_background()
         await self.channels.close()
         await self.db.dispose()
 

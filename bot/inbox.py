@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.service import ConversationService
@@ -111,17 +112,23 @@ class InboxProcessor:
                     if not ids:
                         return
                     for inbox_id in ids:
-                        await self._process(inbox_id)
+                        if not await self._process(inbox_id):
+                            return  # keep the order: the rest waits for the next recovery round
         finally:
             if not lock.locked() and not getattr(lock, "_waiters", None):
                 self._locks.pop(key, None)
 
-    async def _process(self, inbox_id: int) -> None:
+    async def _process(self, inbox_id: int) -> bool:
+        """Process one message; False when the database is away (try again later)."""
         try:
             await self.service.process(inbox_id)
+        except (DBAPIError, OSError, ConnectionError, asyncio.TimeoutError) as exc:
+            log.warning("inbox message %s waits: database unavailable (%s)", inbox_id, type(exc).__name__)
+            return False
         except Exception:  # noqa: BLE001 - a poison message must not block the others
             log.exception("inbox message %s could not be processed; marked failed", inbox_id)
             await self.service.mark_failed(inbox_id, "processing error")
+        return True
 
     def submit(self, channel: str, address: str) -> None:
         task = asyncio.create_task(self.drain(channel, address))
@@ -140,6 +147,17 @@ class InboxProcessor:
         for channel, address in keys:
             self.submit(channel, address)
         return len(keys)
+
+    async def keep_recovering(self, interval: float = 5.0, min_age: float = 5.0) -> None:
+        """Run recovery every few seconds (stragglers after a database outage or a crash)."""
+        while True:
+            try:
+                await self.recover(min_age=min_age)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the database may be away; try again
+                log.warning("inbox recovery failed; trying again", exc_info=True)
+            await asyncio.sleep(interval)
 
     async def idle(self) -> None:
         """Wait until everything submitted so far is processed (tests, shutdown)."""

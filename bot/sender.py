@@ -62,7 +62,7 @@ class Pacer:
     window ever sees more than the limit); ``None`` means unlimited. It aims a
     little below the limit, since requests can bunch up on their way."""
 
-    HEADROOM = 0.97
+    HEADROOM = 0.94
 
     def __init__(self, rate: float | None) -> None:
         self.rate = rate
@@ -70,12 +70,11 @@ class Pacer:
         self._lock = asyncio.Lock()
 
     async def take(self, units: float = 1.0) -> None:
-        if self.rate is None:
-            return
         async with self._lock:
             now = time.monotonic()
             start = max(now, self.next_at)
-            self.next_at = start + units / (self.rate * self.HEADROOM)
+            if self.rate is not None:
+                self.next_at = start + units / (self.rate * self.HEADROOM)
             if start > now:
                 await asyncio.sleep(start - now)
 

@@ -142,8 +142,7 @@ def make_app(kz: Kiezstimme, *, background: bool = False) -> web.Application:
         async def run_background(_app: web.Application):  # type: ignore[no-untyped-def]
             await kz.start_background()
             yield
-            await kz.sender.stop()
-            await kz.inbox.idle()
+            await kz.stop_background()
 
         app.cleanup_ctx.append(run_background)
     app.router.add_get("/healthz", healthz)

@@ -316,12 +316,12 @@ async def test_telegram_outage_then_rate_limit_delays_but_delivers(stack: Stack)
         stack.kz.sender.wake()
         await stack.settle()
     assert len(stack.tg.sent_messages(58)) == 1
-    stack.tg.fail_next("sendMessage", 429, retry_after=30)
+    stack.tg.fail_next("sendMessage", 429, retry_after=1)
     await stack.tg_press(58, "yes")
     async with stack.kz.db.read() as conn:
         due = (await conn.execute(select(OutboundMessage.next_attempt_at).where(OutboundMessage.status == "pending"))).scalar_one()
-    assert due == stack.clock.now + timedelta(seconds=30)  # retry_after honoured exactly
-    stack.clock.advance(seconds=31)
+    assert due == stack.clock.now + timedelta(seconds=1)  # retry_after honoured exactly
+    stack.clock.advance(seconds=2)
     stack.kz.sender.wake()
     await stack.settle()
     assert "Was möchten Sie tun?" in texts(stack.tg, 58)[-1]
