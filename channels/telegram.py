@@ -19,6 +19,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, Re
 
 from bot.engine import Media
 from channels.base import Capabilities, Inbound, Outgoing, ReachabilityChange, SendError, Sent
+from channels.telegram_http import AiohttpRequest
 
 NAME = "telegram"
 CAPABILITIES = Capabilities(buttons=True, max_text=4096, media=("voice", "photo"))
@@ -44,7 +45,13 @@ class TelegramChannel:
 
     def __init__(self, token: str, secret: str, api_base_url: str = "https://api.telegram.org") -> None:
         root = api_base_url.rstrip("/")
-        self.bot = Bot(token, base_url=f"{root}/bot", base_file_url=f"{root}/file/bot")
+        self.bot = Bot(
+            token,
+            base_url=f"{root}/bot",
+            base_file_url=f"{root}/file/bot",
+            request=AiohttpRequest(connection_pool_size=64),
+            get_updates_request=AiohttpRequest(connection_pool_size=1),
+        )
         self._secret = secret.encode()
         self._ready = False
 
