@@ -380,6 +380,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller numbers (smoke run)")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--only", choices=["inbound", "outbound", "memory"], default=None)
     args = parser.parse_args()
     total = 5_000 if args.quick else 20_000
     broadcast = 10_000 if args.quick else 100_000
@@ -393,18 +394,22 @@ async def main() -> None:
         tg_root = f"http://127.0.0.1:{tg_port}"
         await wait_http(tg_root + "/stats")
         try:
-            await bare_baseline(results, total)
-            for kind in kinds:
-                await inbound(kind, workdir, tg_root, total, results)
+            if args.only in (None, "inbound"):
+                await bare_baseline(results, total)
+                for kind in kinds:
+                    await inbound(kind, workdir, tg_root, total, results)
         finally:
             fake.stop()
-        for kind in kinds:
-            url_db = await broadcast_enqueue(kind, workdir, broadcast, results)
-            try:
-                await sender(kind, url_db, workdir, free_port(), results, None, min(broadcast, 20_000 if not args.quick else 5_000))
-                await sender(kind, url_db, workdir, free_port(), results, 30.0, 300 if not args.quick else 150)
-            finally:
-                await drop_database(url_db)
+        for kind in kinds if args.only in (None, "outbound", "memory") else []:
+            if args.only in (None, "outbound"):
+                url_db = await broadcast_enqueue(kind, workdir, broadcast, results)
+                try:
+                    await sender(kind, url_db, workdir, free_port(), results, None, min(broadcast, 20_000 if not args.quick else 5_000))
+                    await sender(kind, url_db, workdir, free_port(), results, 30.0, 300 if not args.quick else 150)
+                finally:
+                    await drop_database(url_db)
+            if args.only not in (None, "memory"):
+                continue
             tg_port = free_port()
             fake = Process(pinned(1, [sys.executable, "-m", "bench.fake_server", str(tg_port), "0"]))
             await wait_http(f"http://127.0.0.1:{tg_port}/stats")

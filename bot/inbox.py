@@ -82,6 +82,8 @@ class InboxProcessor:
         self.service = service
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # a few steps at a time: acknowledging webhooks must not starve behind a backlog
+        self._working = asyncio.Semaphore(8)
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -121,7 +123,8 @@ class InboxProcessor:
     async def _process(self, inbox_id: int) -> bool:
         """Process one message; False when the database is away (try again later)."""
         try:
-            await self.service.process(inbox_id)
+            async with self._working:
+                await self.service.process(inbox_id)
         except (DBAPIError, OSError, ConnectionError, asyncio.TimeoutError) as exc:
             log.warning("inbox message %s waits: database unavailable (%s)", inbox_id, type(exc).__name__)
             return False

@@ -83,6 +83,16 @@ def render_for_channel(renderer: Renderer, reply: Any, caps: Capabilities) -> li
     return [replace(out, text=part, segments=sms.segments(part)[1]) for part in parts]
 
 
+@dataclass
+class _Plan:
+    row: Any
+    resident: Any
+    session: Any
+    outcome: Any
+    caps: Capabilities
+    now: datetime
+
+
 class Conflict(Exception):
     """The session changed under us; the step is run again."""
 
@@ -153,16 +163,25 @@ class ConversationService:
         return inbox_id
 
     async def process(self, inbox_id: int) -> bool:
-        """Run the engine for one stored message. True if it was processed now."""
+        """Run the engine for one stored message. True if it was processed now.
+
+        Read (no write lock) → step (pure, CPU) → write (a short transaction
+        that re-checks the inbox row and the session version; a concurrent
+        change makes the whole thing run again on fresh state)."""
         await self._fetch_media(inbox_id)
         for attempt in range(MAX_ATTEMPTS):
             try:
                 erased_media: list[str] = []
+                plan = await self._plan(inbox_id)
+                if plan is None:
+                    return False
                 async with self.db.transaction() as conn:
-                    done = await self._process(conn, inbox_id, erased_media)
+                    done = await self._write(conn, plan, erased_media)
                 self._unlink(erased_media)
                 if done:
                     self.on_outbox()
+                    if self.metrics is not None:
+                        self.metrics.processed.labels("done").inc()
                 return done
             except (Conflict, IntegrityError) as exc:
                 log.info("inbox %s: retrying after %s (attempt %d)", inbox_id, type(exc).__name__, attempt + 1)
@@ -204,33 +223,38 @@ class ConversationService:
                 .values(payload=payload)
             )
 
-    async def _process(self, conn: AsyncConnection, inbox_id: int, erased_media: list[str]) -> bool:
-        row = (
-            await conn.execute(
-                select(InboundMessage)
-                .where(InboundMessage.id == inbox_id, InboundMessage.status == "pending")
-                .with_for_update()  # PostgreSQL: a second processor waits, then sees "done"
-            )
-        ).first()
-        if row is None:
-            return False
-        if not self.db.is_sqlite:  # one step at a time per resident, across processes
-            await conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                {"key": f"{row.channel}:{row.address}"},
-            )
+    async def _plan(self, inbox_id: int) -> "_Plan | None":
+        """Read what the step needs and run it; nothing is written yet."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(InboundMessage).where(InboundMessage.id == inbox_id, InboundMessage.status == "pending")
+                )
+            ).first()
+            if row is None:
+                return None
+            resident = (
+                await conn.execute(
+                    select(Resident.__table__, ChannelIdentity.id.label("identity_id"))
+                    .join(ChannelIdentity, ChannelIdentity.resident_id == Resident.id)
+                    .where(ChannelIdentity.channel == row.channel, ChannelIdentity.address == row.address)
+                )
+            ).first()
+            session = None
+            if resident is not None:
+                session = (
+                    await conn.execute(
+                        select(Session.state, Session.version).where(Session.resident_id == resident.id)
+                    )
+                ).first()
         now = self.clock()
         payload = row.payload or {}
-        resident, identity_id, created = await self._resident(conn, row.channel, row.address, now)
-        session = (
-            await conn.execute(select(Session).where(Session.resident_id == resident.id))
-        ).first()
         conv = Conversation(
             profile=Profile(
-                language=resident.language,
-                consented=resident.consented_at is not None,
-                stopped=resident.stopped_at is not None,
-                updates=resident.updates_opt_in,
+                language=resident.language if resident else None,
+                consented=bool(resident and resident.consented_at is not None),
+                stopped=bool(resident and resident.stopped_at is not None),
+                updates=bool(resident and resident.updates_opt_in),
             ),
             dialogue=Dialogue.from_json(session.state if session else None),
         )
@@ -243,45 +267,55 @@ class ConversationService:
         )
         caps = capabilities(row.channel)
         ctx = Context(
-            now=now,
-            new_reference=new_reference(),
-            session_timeout=self.session_timeout,
-            accepts_media=bool(caps.media),
+            now=now, new_reference=new_reference(), session_timeout=self.session_timeout, accepts_media=bool(caps.media)
         )
         outcome = self.engine.step(conv, message, ctx)
+        return _Plan(row=row, resident=resident, session=session, outcome=outcome, caps=caps, now=now)
 
+    async def _write(self, conn: AsyncConnection, plan: "_Plan", erased_media: list[str]) -> bool:
+        row, outcome, now = plan.row, plan.outcome, plan.now
+        still = (
+            await conn.execute(
+                select(InboundMessage.id)
+                .where(InboundMessage.id == row.id, InboundMessage.status == "pending")
+                .with_for_update()  # PostgreSQL: a second processor waits, then sees "done"
+            )
+        ).first()
+        if still is None:
+            return False
+        if not self.db.is_sqlite:  # one step at a time per resident, across processes
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"{row.channel}:{row.address}"},
+            )
+        resident = plan.resident
+        if resident is None:
+            resident = await self._create_resident(conn, row.channel, row.address, now)
+        payload = row.payload or {}
         erased = any(isinstance(e, EraseResident) for e in outcome.effects)
         if erased:
             erased_media.extend(await self._erase(conn, resident.id))
         else:
             source = (payload.get("extra") or {}).get("source")
+            # the session first: a concurrent step makes this fail before anything else is written
+            await self._save_session(conn, resident.id, plan.session, outcome.conversation.dialogue, now)
             await self._apply(conn, resident, row.channel, outcome.conversation.profile, outcome.effects, now, source)
-            await self._save_session(conn, resident.id, session, outcome.conversation.dialogue, now)
             await conn.execute(
-                update(ChannelIdentity)
-                .where(ChannelIdentity.id == identity_id)
-                .values(last_inbound_at=now)
+                update(ChannelIdentity).where(ChannelIdentity.id == resident.identity_id).values(last_inbound_at=now)
             )
-
         if outcome.replies:
             await conn.execute(
                 insert(OutboundMessage),
                 [
                     part
                     for reply in outcome.replies
-                    for part in self._outbox_rows(reply, row, None if erased else resident.id, caps, now)
+                    for part in self._outbox_rows(reply, row, None if erased else resident.id, plan.caps, now)
                 ],
             )
         await conn.execute(
             update(InboundMessage)
-            .where(InboundMessage.id == inbox_id)
-            .values(
-                status="done",
-                processed_at=now,
-                payload=None,
-                address=None,
-                resident_id=None if erased else resident.id,
-            )
+            .where(InboundMessage.id == row.id)
+            .values(status="done", processed_at=now, payload=None, address=None, resident_id=None if erased else resident.id)
         )
         return True
 
@@ -309,19 +343,8 @@ class ConversationService:
             for out in render_for_channel(self.renderer, reply, caps)
         ]
 
-    async def _resident(self, conn: AsyncConnection, channel: str, address: str, now: datetime) -> tuple[Any, int, bool]:
-        """The resident behind (channel, address), created on first contact."""
-        query = (
-            select(Resident.__table__, ChannelIdentity.id.label("identity_id"))
-            .join(ChannelIdentity, ChannelIdentity.resident_id == Resident.id)
-            .where(ChannelIdentity.channel == channel, ChannelIdentity.address == address)
-        )
-        found = (await conn.execute(query)).first()
-        if found is not None:
-            await conn.execute(
-                update(Resident).where(Resident.id == found.id).values(last_inbound_at=now)
-            )
-            return found, found.identity_id, False
+    async def _create_resident(self, conn: AsyncConnection, channel: str, address: str, now: datetime) -> Any:
+        """First contact: a resident and their channel identity (a race ends in IntegrityError → retry)."""
         resident_id = (
             await conn.execute(
                 insert(Resident)
@@ -330,12 +353,15 @@ class ConversationService:
             )
         ).scalar_one()
         await conn.execute(
-            insert(ChannelIdentity).values(
-                resident_id=resident_id, channel=channel, address=address, created_at=now
-            )
+            insert(ChannelIdentity).values(resident_id=resident_id, channel=channel, address=address, created_at=now)
         )
-        found = (await conn.execute(query)).first()
-        return found, found.identity_id, True
+        return (
+            await conn.execute(
+                select(Resident.__table__, ChannelIdentity.id.label("identity_id"))
+                .join(ChannelIdentity, ChannelIdentity.resident_id == Resident.id)
+                .where(ChannelIdentity.channel == channel, ChannelIdentity.address == address)
+            )
+        ).first()
 
     async def _apply(
         self,
@@ -347,7 +373,7 @@ class ConversationService:
         now: datetime,
         source: str | None = None,
     ) -> None:
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {"last_inbound_at": now}
         if source and not resident.source:
             values["source"] = source[:64]  # where they came from, e.g. a poster's deep link
         if resident.unreachable_at is not None:

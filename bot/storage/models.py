@@ -120,6 +120,7 @@ class InboundMessage(Base):
     __table_args__ = (
         UniqueConstraint("channel", "provider_id"),
         Index("ix_inbound_messages_pending", "status", "id"),
+        Index("ix_inbound_messages_sender", "channel", "address", "status", "id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(16))
