@@ -81,7 +81,7 @@ class Kiezstimme:
 
 def build(settings: Settings, *, clock: Clock = utcnow, db: Database | None = None) -> Kiezstimme:
     """Load flows and catalogs (raising FlowError on problems) and wire the service."""
-    flows = load_flows(settings.flows_dir)
+    flows = load_flows(settings.flows_dir, settings.zone)
     catalogs = Catalogs.load(flows, settings.i18n_dir)
     engine = Engine(flows, catalogs)
     db = db or Database(settings.database_url)
@@ -95,6 +95,7 @@ def build(settings: Settings, *, clock: Clock = utcnow, db: Database | None = No
         media_max_bytes=settings.media_max_bytes,
         channels=channels,
         clock=clock,
+        zone=settings.zone,
     )
     metrics = Metrics()
     service.metrics = metrics

@@ -48,7 +48,7 @@ def _placeholders(text: str) -> set[str]:
 def check(settings: Settings) -> tuple[list[str], list[str]]:
     """Return (problems as file:line: message, summary lines per language)."""
     try:
-        flows = load_flows(settings.flows_dir)
+        flows = load_flows(settings.flows_dir, settings.zone)
     except FlowError as exc:
         return exc.problems, []
     required = required_msgids(flows)

@@ -60,6 +60,12 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     await kz.db.migrate()
     # SQLite: one process is the whole bot. PostgreSQL: `worker` and `clock` do the rest.
     runner = web.AppRunner(make_app(kz, background=settings.is_sqlite), access_log=None)
+    clock = None
+    if settings.is_sqlite:
+        from bot.clock import ReminderClock
+
+        clock = ReminderClock(kz, grace=settings.reminder_grace)
+        clock.start()
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -68,8 +74,156 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     try:
         await asyncio.Event().wait()
     finally:
+        if clock is not None:
+            clock.stop()
         await runner.cleanup()
         await kz.close()
+
+
+# --- clock, phases, broadcast, ideas ------------------------------------------------------
+
+
+async def _clock(settings: Settings) -> int:
+    import signal
+
+    from bot.app import build
+    from bot.clock import ReminderClock
+
+    kz = build(settings)
+    clock = ReminderClock(kz, grace=settings.reminder_grace)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    clock.start()
+    print("clock started: reminders and announcements are scheduled", file=sys.stderr, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        clock.stop()
+        await kz.close()
+    return 0
+
+
+async def _phases(settings: Settings) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.app import build
+    from bot.reminders import schedule
+
+    kz = build(settings)
+    now = kz.service.clock()
+    zone = settings.zone
+    console = Console()
+    table = Table(title=f"Phases ({settings.timezone})")
+    for column in ("phase", "name", "starts", "ends", "state", "dialogues"):
+        table.add_column(column)
+    for p in kz.flows.process.phases:
+        table.add_row(p.id, p.name, f"{p.starts.astimezone(zone):%Y-%m-%d %H:%M}", f"{p.ends.astimezone(zone):%Y-%m-%d %H:%M}", p.state(now), ", ".join(p.dialogues))
+    console.print(table)
+    upcoming = [(job, at, what) for job, at, what in schedule(kz, now) if at > now]
+    reminders = Table(title="Next scheduled reminders and announcements")
+    for column in ("when", "what", "job"):
+        reminders.add_column(column)
+    for job, at, what in upcoming[:10]:
+        reminders.add_row(f"{at.astimezone(zone):%Y-%m-%d %H:%M}", what, job)
+    if not upcoming:
+        reminders.add_row("—", "nothing scheduled", "")
+    console.print(reminders)
+    await kz.close()
+    return 0
+
+
+def _parse_texts(pairs: list[str]) -> dict[str, str]:
+    texts = {}
+    for pair in pairs:
+        lang, sep, text = pair.partition("=")
+        if not sep or not lang or not text:
+            raise SystemExit(f"--text must look like de=Text or de=@file.txt, got {pair!r}")
+        if text.startswith("@"):
+            with open(text[1:], encoding="utf-8") as fh:
+                text = fh.read().strip()
+        texts[lang.strip()] = text
+    return texts
+
+
+async def _broadcast(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot import broadcast as bc
+    from bot.app import build
+    from bot.outbox import Audience
+
+    console = Console()
+    kz = build(settings)
+    try:
+        texts = _parse_texts(args.text or [])
+        if args.phase:
+            phase = kz.flows.process.phase(args.phase)
+            if phase is None or not phase.announcement:
+                console.print(f"[red]no phase {args.phase!r} with an announcement[/red]")
+                return 2
+            texts = {tr.language.code: tr.gettext(phase.announcement) for tr in kz.catalogs} | texts
+        if not texts:
+            console.print("[red]give --text LANG=TEXT (repeatable) or --phase PHASE[/red]")
+            return 2
+        unknown = [lang for lang in [*texts, args.fallback or ""] if lang and not kz.flows.language(lang)]
+        if unknown:
+            console.print(f"[red]unknown language(s): {', '.join(unknown)}[/red]")
+            return 2
+        audience = Audience(
+            channels=tuple(args.channel or ()), languages=tuple(args.language or ()),
+            districts=tuple(args.district or ()), topics=tuple(args.topic or ()),
+        )
+        preview = await bc.dry_run(kz, texts, args.fallback, audience, settings.sms_price)
+        table = Table(title="Audience")
+        for column in ("channel", "language", "text", "residents", "SMS segments", "est. cost", "WhatsApp outside 24 h"):
+            table.add_column(column)
+        for row in preview.rows:
+            outside = ""
+            if row["channel"] == "whatsapp":
+                outside = f"{row['outside_window']} ({'template' if row['template'] else 'not sent: no template'})"
+            table.add_row(row["channel"], row["language"], row["text_language"], str(row["residents"]),
+                          str(row.get("segments", "")), f"{row['cost']:.2f} {settings.currency}" if "cost" in row else "", outside)
+        console.print(table)
+        for lang, n in sorted(preview.without_text.items()):
+            console.print(f"{n} resident(s) in {lang}: no text in their language{'' if not args.fallback else ''} — skipped")
+        console.print(f"total: {preview.total} message(s)")
+        if args.dry_run:
+            return 0
+        if not args.yes:
+            answer = await asyncio.to_thread(input, "Send now? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes", "j", "ja"):
+                console.print("nothing sent")
+                return 1
+        key = args.key or bc.broadcast_key(texts, args.fallback, audience)
+        enqueued = await bc.send(kz, key, texts, args.fallback, audience)
+        console.print(f"{enqueued} message(s) queued (key {key}; sending it again sends nothing twice)")
+        if settings.is_sqlite:
+            kz.sender.start()  # the embedded bot: deliver from here as well (claims are atomic)
+        counts = await bc.follow(kz, key, console, timeout=None if not args.no_wait else __import__("datetime").timedelta(seconds=0))
+        console.print(", ".join(f"{status}: {n}" for status, n in sorted(counts.items())))
+        return 0
+    finally:
+        await kz.close()
+
+
+async def _ideas_set_status(settings: Settings, reference: str, status: str, notify: bool) -> int:
+    from bot.app import build
+    from bot.reminders import set_idea_status
+
+    kz = build(settings)
+    try:
+        found, notices = await set_idea_status(kz, reference, status, kz.service.clock(), notify=notify)
+    finally:
+        await kz.close()
+    if not found:
+        print(f"no idea with the reference {reference}", file=sys.stderr)
+        return 1
+    print(f"{reference.upper()} is now {status}; {notices} notice(s) to the resident queued", file=sys.stderr)
+    return 0
 
 
 # --- worker ---------------------------------------------------------------------------
@@ -220,6 +374,27 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("worker", help="deliver the outbox and finish stored messages (PostgreSQL deployments)")
+    sub.add_parser("clock", help="the one scheduler process: reminders and phase announcements (PostgreSQL deployments)")
+    sub.add_parser("phases", help="the phases with their state and the next scheduled reminders")
+
+    bc = sub.add_parser("broadcast", help="an announcement to residents who opted in, each in their language")
+    bc.add_argument("--text", action="append", metavar="LANG=TEXT", help="text per language (repeat); LANG=@file reads a file")
+    bc.add_argument("--phase", help="use this phase's announcement, translated")
+    bc.add_argument("--fallback", metavar="LANG", help="text for residents whose language has none (else they are skipped)")
+    bc.add_argument("--channel", action="append", choices=["telegram", "sms", "whatsapp", "webchat"])
+    bc.add_argument("--language", action="append")
+    bc.add_argument("--district", action="append")
+    bc.add_argument("--topic", action="append", help="residents whose ideas have this topic")
+    bc.add_argument("--dry-run", action="store_true", help="show the audience and cost; send nothing")
+    bc.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    bc.add_argument("--key", help="idempotency key (default: derived from texts and audience)")
+    bc.add_argument("--no-wait", action="store_true", help="queue and return without following delivery")
+
+    ideas = sub.add_parser("ideas", help="moderate ideas")
+    ideas.add_argument("action", choices=["set-status"])
+    ideas.add_argument("reference")
+    ideas.add_argument("status", choices=["new", "approved", "hidden", "spam"])
+    ideas.add_argument("--no-notify", action="store_true", help="do not tell the resident")
 
     chat = sub.add_parser("chat", help="talk to the bot in the terminal (reads stdin)")
     chat.add_argument("--lang", default=None, help="language code, e.g. de or en")
@@ -262,6 +437,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             asyncio.run(migrate())
             print("database schema is up to date", file=sys.stderr)
+        elif args.command == "clock":
+            return asyncio.run(_clock(settings))
+        elif args.command == "phases":
+            return asyncio.run(_phases(settings))
+        elif args.command == "broadcast":
+            return asyncio.run(_broadcast(settings, args))
+        elif args.command == "ideas":
+            return asyncio.run(_ideas_set_status(settings, args.reference, args.status, not args.no_notify))
         elif args.command == "worker":
             return asyncio.run(_worker(settings))
         elif args.command == "chat":

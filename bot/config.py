@@ -53,6 +53,9 @@ class Settings:
     log_level: str = "INFO"
     session_timeout: timedelta = timedelta(hours=24)
     media_max_bytes: int = 20 * 1024 * 1024
+    reminder_grace: timedelta = timedelta(minutes=60)
+    sms_price: float = 0.08
+    currency: str = "EUR"
     rates: dict[str, float | None] = field(default_factory=lambda: {"telegram": 30.0, "sms": 1.0, "whatsapp": 80.0})
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
@@ -158,6 +161,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             raise ConfigError(f"{name} must be a number of messages per second (0 = no limit), got {raw!r}") from None
         rates[channel] = value or None
 
+    try:
+        reminder_grace = timedelta(minutes=float(get("REMINDER_GRACE_MINUTES") or 60))
+    except ValueError:
+        raise ConfigError("REMINDER_GRACE_MINUTES must be a number of minutes") from None
+    try:
+        sms_price = float(get("SMS_PRICE_PER_SEGMENT") or 0.08)
+    except ValueError:
+        raise ConfigError("SMS_PRICE_PER_SEGMENT must be a number, e.g. 0.08") from None
+
     token = get("TELEGRAM_BOT_TOKEN")
     secret = get("TELEGRAM_WEBHOOK_SECRET")
     if token and not secret:
@@ -190,6 +202,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         session_timeout=session_timeout,
         media_max_bytes=int(media_raw),
         rates=rates,
+        reminder_grace=reminder_grace,
+        sms_price=sms_price,
+        currency=get("CURRENCY") or "EUR",
         telegram_bot_token=SecretStr(token) if token else None,
         telegram_webhook_secret=SecretStr(secret) if secret else None,
         telegram_api_base_url=_url(

@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 import unicodedata
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 from typing import Any, Mapping
 
 from bot import messages as M
@@ -82,6 +83,7 @@ class Context:
     new_reference: str
     session_timeout: timedelta = timedelta(hours=24)
     accepts_media: bool = False
+    zone: tzinfo = ZoneInfo("Europe/Berlin")  # for the dates residents are told
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,15 @@ def normalise(text: str) -> str:
 
 def _words(raw: str) -> set[str]:
     return {normalise(w) for w in raw.split("|") if w.strip()}
+
+
+class _Always:
+    @staticmethod
+    def state(now: datetime) -> str:
+        return "open"
+
+
+_ALWAYS = _Always()
 
 
 def media_problem(media: Media) -> str:
@@ -452,9 +463,32 @@ class _Run:
             elif node.kind == "branch":
                 value = self.lookup(node.on or "")
                 target = node.cases.get(value, node.default)
+            elif node.kind == "gate":
+                target = self.gate(node)
             elif node.kind == "action":
                 target = self.act(node)
         raise RuntimeError(f"flow loops without waiting for input near {target!r}")
+
+    def gate(self, node: Node) -> str | None:
+        """Go on if the dialogue's phase is open; else say when it opens or that it closed."""
+        phase = self.flows.process.phase_for(node.dialogue or "", self.ctx.now)
+        if phase is None or phase.state(self.ctx.now) == "open":
+            return node.next
+        if phase.state(self.ctx.now) == "upcoming":
+            self.say(node.upcoming_text or "", {"date": phase.starts.astimezone(self.ctx.zone).date()})
+        else:
+            self.say(node.closed_text or "", {"date": phase.ends.astimezone(self.ctx.zone).date()})
+        return node.default
+
+    def too_late(self, dialogue: str) -> bool:
+        """Past the phase's end and its grace: an answer can no longer be taken."""
+        phase = self.flows.process.phase_for(dialogue, self.ctx.now)
+        if phase is None or self.ctx.now <= phase.ends + self.flows.process.grace:
+            return False
+        if phase.state(self.ctx.now) == "open":
+            return False
+        self.say(M.TOO_LATE, {"date": phase.ends.astimezone(self.ctx.zone).date()})
+        return True
 
     def lookup(self, name: str) -> str:
         if name in PROFILE_FIELDS:
@@ -483,6 +517,9 @@ class _Run:
         elif node.do == "set_updates":
             self.p.updates = v.get("updates") == "yes"
         elif node.do == "store_idea":
+            if self.too_late("idea"):
+                self.reset()
+                return self.flows.menu if self.p.consented else None
             district = v.get("district")
             self.effects.append(
                 StoreIdea(
@@ -514,7 +551,11 @@ class _Run:
         return out
 
     def choice_list(self, node: Node) -> tuple[Choice, ...]:
-        choices = self.flows.choices_of(node)
+        choices = tuple(
+            c for c in self.flows.choices_of(node)
+            if not c.dialogue
+            or (self.flows.process.phase_for(c.dialogue, self.ctx.now) or _ALWAYS).state(self.ctx.now) == "open"
+        )
         candidates = self.d.vars.get("_language_candidates")
         if node.options == "languages" and candidates:
             choices = tuple(c for c in choices if c.value in candidates)
@@ -688,6 +729,11 @@ class _Run:
             state.update(phase="comment", rating=picked.value)
             self.d.misses = 0
             self.prompt(node)
+            return
+        if self.too_late("feedback"):
+            self.d.vars.pop("_rs", None)
+            self.reset()
+            self.enter(self.flows.menu)
             return
         comment, media = "", ()
         accepted = node.accept_media or ("voice",)

@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
+from zoneinfo import ZoneInfo
 
-NODE_KINDS = ("say", "ask_choice", "ask_text", "ask_media", "rate_statements", "branch", "action", "end")
+from bot.process import Process, load_process
+
+NODE_KINDS = ("say", "ask_choice", "ask_text", "ask_media", "rate_statements", "branch", "gate", "action", "end")
 ACTIONS = ("set_language", "record_consent", "decline_consent", "set_updates", "store_idea")
 OPTION_LISTS = ("languages", "topics", "districts", "statements")
 MEDIA_KINDS = ("voice", "photo")
@@ -44,6 +47,7 @@ class Choice:
     label: str  # msgid
     next: str | None = None
     returns_to: str | None = None  # come back here after the target node is answered
+    dialogue: str | None = None  # shown only while this dialogue's phase is open
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,9 @@ class Node:
     cases: dict[str, str] = field(default_factory=dict)
     default: str | None = None
     do: str | None = None
+    dialogue: str | None = None  # gate: whose phase must be open
+    upcoming_text: str | None = None  # gate: msgid with {date}
+    closed_text: str | None = None  # gate: msgid with {date}
 
     @property
     def flow(self) -> str:
@@ -107,6 +114,7 @@ class FlowSet:
     options: dict[str, tuple[Option, ...]]
     consent_version: str
     operator: str = ""
+    process: Process = field(default_factory=Process)
     whatsapp_templates: dict[str, str] = field(default_factory=dict)  # language -> Content SID
     sources: tuple[Path, ...] = ()
 
@@ -138,6 +146,9 @@ class FlowSet:
                 yield node.text, node.file, node.line
             if node.comment_text:
                 yield node.comment_text, node.file, node.line
+            for extra in (node.upcoming_text, node.closed_text):
+                if extra:
+                    yield extra, node.file, node.line
             if not node.options or node.kind == "rate_statements":
                 for choice in node.choices:
                     yield choice.label, node.file, node.line
@@ -146,6 +157,10 @@ class FlowSet:
                 continue
             for opt in opts:
                 yield opt.label, f"{kind}.yaml", 0
+        for phase in self.process.phases:
+            for text in (phase.name, phase.description, phase.announcement):
+                if text:
+                    yield text, "process.yaml", phase.line
 
 
 # --- YAML with line numbers -------------------------------------------------
@@ -290,6 +305,7 @@ def _load_flow(path: Path, problems: list[str]) -> tuple[str | None, dict[str, N
                     label=str(c["label"]),
                     next=_qualify(flow_id, c.get("next")),
                     returns_to=_qualify(flow_id, c.get("return")),
+                    dialogue=_str(c.get("dialogue")),
                 )
             )
         params = {k: str(v) for k, v in (spec.get("params") or {}).items() if not str(k).startswith("__")}
@@ -320,6 +336,9 @@ def _load_flow(path: Path, problems: list[str]) -> tuple[str | None, dict[str, N
                 cases=cases,
                 default=_qualify(flow_id, spec.get("default")),
                 do=_str(spec.get("do")),
+                dialogue=_str(spec.get("dialogue")),
+                upcoming_text=_str(spec.get("upcoming_text")),
+                closed_text=_str(spec.get("closed_text")),
             )
         except (TypeError, ValueError) as exc:
             problems.append(f"{file}:{line}: node {name!r}: {exc}")
@@ -384,6 +403,11 @@ def _validate(fs_nodes: dict[str, Node], options: dict[str, tuple[Option, ...]],
             for value, target in node.cases.items():
                 target_ok(node, target, f"case {value!r}")
             target_ok(node, node.default, "default")
+        if node.kind == "gate":
+            if not node.dialogue or not node.upcoming_text or not node.closed_text:
+                problems.append(f"{where}: gate needs dialogue, upcoming_text and closed_text")
+            target_ok(node, node.next, "next")
+            target_ok(node, node.default, "default")
         if node.kind == "action" and node.do not in ACTIONS:
             problems.append(f"{where}: unknown action {node.do!r} (one of {', '.join(ACTIONS)})")
         for key, ref in node.params.items():
@@ -420,7 +444,7 @@ def _whatsapp_templates(folder: Path, problems: list[str]) -> dict[str, str]:
     return {str(k): str(v) for k, v in templates.items() if not str(k).startswith("__") and v}
 
 
-def load_flows(folder: Path) -> FlowSet:
+def load_flows(folder: Path, zone: ZoneInfo = ZoneInfo("Europe/Berlin")) -> FlowSet:
     """Load and validate every flow; raise FlowError listing all problems."""
     problems: list[str] = []
     folder = Path(folder)
@@ -444,6 +468,7 @@ def load_flows(folder: Path) -> FlowSet:
     entry = _str(process.get("entry")) or "main.start"
     menu = _str(process.get("menu")) or "main.menu"
     _validate(nodes, options, entry, menu, str(process_path), problems)
+    process_data = load_process(process, zone, str(process_path), problems, {n.split(".")[0] for n in nodes})
     templates = _whatsapp_templates(folder, problems)
     if not _str(process.get("operator")):
         problems.append(f"{process_path}:1: operator is missing (who runs this bot; residents are told when they send HELP)")
@@ -458,5 +483,6 @@ def load_flows(folder: Path) -> FlowSet:
         consent_version=_str(process.get("consent_version")) or "1",
         operator=_str(process.get("operator")) or "",
         whatsapp_templates=templates,
+        process=process_data,
         sources=tuple(sources),
     )

@@ -12,7 +12,7 @@ import yaml
 
 from bot.flows import _LineLoader
 
-TEXT_KEYS = ("text", "label", "comment_text")
+TEXT_KEYS = ("text", "label", "comment_text", "upcoming_text", "closed_text", "name", "description", "announcement")
 
 
 def _walk(node: Any, parent_key: str | None = None) -> Iterator[tuple[int, str]]:

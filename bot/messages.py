@@ -67,6 +67,7 @@ MEDIA_EXPECTED = N_("Please send a photo, or choose skip.")
 MEDIA_TOO_LARGE = N_("This file is too large for us. Please send a shorter voice message or a smaller photo.")
 MEDIA_NOT_ACCEPTED = N_("Sorry, I cannot use this kind of file here. Please write your answer as text.")
 SKIP = N_("Skip")
+TOO_LATE = N_("Sorry, this phase closed on {date}, so we could not take your answer. Thank you all the same!")
 RESUME_PROMPT = N_(
     "Welcome back! Last time you did not finish. Do you want to continue where you left off?"
 )
@@ -84,3 +85,23 @@ WEB_INPUT_LABEL = N_("Your message")
 WEB_SEND = N_("Send")
 WEB_LANGUAGE = N_("Change language")
 WEB_ERROR = N_("The message could not be sent. Please try again.")
+
+# --- reminders and notices ------------------------------------------------------------
+REMINDER_DAYS = nN_(
+    "Only {count} day left: {phase} (until {date}). Send MENU to take part.",
+    "Only {count} days left: {phase} (until {date}). Send MENU to take part.",
+)
+REMINDER_HOURS = nN_(
+    "Only {count} hour left: {phase} (until {date}). Send MENU to take part.",
+    "Only {count} hours left: {phase} (until {date}). Send MENU to take part.",
+)
+REMINDER_UNFINISHED_DAYS = nN_(
+    "You started but did not finish – {count} day left: {phase} (until {date}). Just reply to continue where you stopped.",
+    "You started but did not finish – {count} days left: {phase} (until {date}). Just reply to continue where you stopped.",
+)
+REMINDER_UNFINISHED_HOURS = nN_(
+    "You started but did not finish – {count} hour left: {phase} (until {date}). Just reply to continue where you stopped.",
+    "You started but did not finish – {count} hours left: {phase} (until {date}). Just reply to continue where you stopped.",
+)
+IDEA_APPROVED = N_("Good news: your idea {reference} has been published. Thank you for taking part!")
+IDEA_HIDDEN = N_("Your idea {reference} could not be published. Send HELP if you have questions.")

@@ -120,7 +120,9 @@ class ConversationService:
         media_max_bytes: int = DEFAULT_MAX_BYTES,
         channels: Channels | None = None,
         clock: Clock = utcnow,
+        zone: Any = timezone.utc,
     ) -> None:
+        self.zone = zone
         self.db = db
         self.engine = engine
         self.renderer = renderer
@@ -267,7 +269,11 @@ class ConversationService:
         )
         caps = capabilities(row.channel)
         ctx = Context(
-            now=now, new_reference=new_reference(), session_timeout=self.session_timeout, accepts_media=bool(caps.media)
+            now=now,
+            new_reference=new_reference(),
+            session_timeout=self.session_timeout,
+            accepts_media=bool(caps.media),
+            zone=self.zone,
         )
         outcome = self.engine.step(conv, message, ctx)
         return _Plan(row=row, resident=resident, session=session, outcome=outcome, caps=caps, now=now)

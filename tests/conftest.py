@@ -26,6 +26,26 @@ from bot.storage.db import Database
 from bot.storage.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _open_flows() -> Path:
+    """The shipped flows with every phase open, for tests about dialogues rather
+    than dates (phase tests use the shipped process or their own)."""
+    import re
+    import shutil
+    import tempfile
+
+    target = Path(tempfile.mkdtemp(prefix="kiezstimme-flows-")) / "flows"
+    shutil.copytree(ROOT / "flows", target)
+    process = target / "process.yaml"
+    text = re.sub(r"starts: .*", "starts: 2020-01-01 00:00", process.read_text(encoding="utf-8"))
+    text = re.sub(r"ends: .*", "ends: 2099-12-31 23:59", text)
+    process.write_text(text, encoding="utf-8")
+    return target
+
+
+OPEN_FLOWS = _open_flows()
+os.environ["FLOWS_DIR"] = str(OPEN_FLOWS)  # subprocesses (python -m bot …) see the same
 PG_ADMIN_URL = os.environ.get("KIEZSTIMME_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("KIEZSTIMME_REQUIRE_POSTGRES") == "1"
 
@@ -134,7 +154,7 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:
-    env = {"DATABASE_URL": database_url, "MEDIA_DIR": str(tmp_path / "media"), "PORT": "8080"}
+    env = {"DATABASE_URL": database_url, "MEDIA_DIR": str(tmp_path / "media"), "PORT": "8080", "FLOWS_DIR": str(OPEN_FLOWS)}
     settings = load_settings(env)
     return replace(settings, **overrides) if overrides else settings
 

@@ -18,7 +18,11 @@ NUMBERED = Capabilities(buttons=False)
 _flows_cache: dict[Path, tuple[FlowSet, Catalogs]] = {}
 
 
-def shipped(flows_dir: Path = SHIPPED_FLOWS_DIR, i18n_dir: Path = SHIPPED_I18N_DIR) -> tuple[FlowSet, Catalogs]:
+def shipped(flows_dir: Path | None = None, i18n_dir: Path = SHIPPED_I18N_DIR) -> tuple[FlowSet, Catalogs]:
+    """The shipped flows (with every phase open, see conftest.OPEN_FLOWS)."""
+    import os
+
+    flows_dir = Path(flows_dir or os.environ.get("FLOWS_DIR") or SHIPPED_FLOWS_DIR)
     if flows_dir not in _flows_cache:
         flows = load_flows(flows_dir)
         _flows_cache[flows_dir] = (flows, Catalogs.load(flows, i18n_dir))

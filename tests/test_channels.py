@@ -23,7 +23,7 @@ from bot.config import SHIPPED_FLOWS_DIR, load_settings
 from bot.storage.db import Database
 from bot.storage.models import ChannelIdentity, Idea, InboundMessage, OutboundMessage, Resident
 from bot.web import make_app
-from tests.conftest import Clock
+from tests.conftest import OPEN_FLOWS, Clock
 from tests.fakes.telegram import (
     FakeTelegram,
     make_callback_update,
@@ -137,7 +137,7 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 
 async def stack(fakes: tuple[FakeTelegram, FakeTwilio], db: Database, database_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[Stack]:
     tg, tw = fakes
     flows = tmp_path / "flows"
-    shutil.copytree(SHIPPED_FLOWS_DIR, flows)
+    shutil.copytree(OPEN_FLOWS, flows)
     (flows / "whatsapp.yaml").write_text("templates:\n  de: HX00000000000000000000000000000de0\n", encoding="utf-8")
     settings = load_settings(
         {

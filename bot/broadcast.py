@@ -1,0 +1,108 @@
+"""``python -m bot broadcast``: an announcement to residents who opted in,
+each in their language — with a dry run that shows who would get what and
+what it costs, and a progress view that follows delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.app import Kiezstimme
+from bot.outbox import PUSH_CHANNELS, Audience, audience_query, channel_parts, enqueue_bulk
+from bot.storage.models import ChannelIdentity, OutboundMessage
+from bot.sender import WHATSAPP_WINDOW
+
+FINAL = ("sent", "delivered", "read", "failed", "undelivered", "skipped", "expired")
+
+
+@dataclass
+class DryRun:
+    rows: list[dict[str, Any]]  # per channel and language: residents, segments, cost, outside window
+    without_text: dict[str, int]
+    total: int
+
+
+async def dry_run(kz: Kiezstimme, texts: dict[str, str], fallback: str | None, audience: Audience, price_per_segment: float) -> DryRun:
+    channels = tuple(c for c in PUSH_CHANNELS if c in kz.channels.push or c == "webchat")
+    base = audience_query(audience, channels).subquery()
+    now = kz.service.clock()
+    async with kz.db.read() as conn:
+        counts = (await conn.execute(select(base.c.channel, base.c.language, func.count()).group_by(base.c.channel, base.c.language))).all()
+        outside = dict(
+            (await conn.execute(
+                select(base.c.language, func.count())
+                .join(ChannelIdentity, ChannelIdentity.id == base.c.identity_id)
+                .where(base.c.channel == "whatsapp")
+                .where((ChannelIdentity.last_inbound_at.is_(None)) | (ChannelIdentity.last_inbound_at < now - WHATSAPP_WINDOW))
+                .group_by(base.c.language)
+            )).all()
+        )
+    rows, without, total = [], {}, 0
+    for channel, lang, n in sorted(counts, key=lambda r: (r[0], r[1] or "")):
+        text_lang = lang if lang in texts else fallback if fallback in texts else None
+        if text_lang is None:
+            without[lang or "?"] = without.get(lang or "?", 0) + n
+            continue
+        row: dict[str, Any] = {"channel": channel, "language": lang, "text_language": text_lang, "residents": n}
+        if channel == "sms":
+            segments = sum(seg or 0 for _, seg in channel_parts("sms", texts[text_lang]))
+            row.update(segments=segments, cost=round(segments * n * price_per_segment, 2))
+        if channel == "whatsapp":
+            outside_n = outside.get(lang, 0)
+            row.update(outside_window=outside_n, template=lang in kz.flows.whatsapp_templates)
+        rows.append(row)
+        total += n
+    return DryRun(rows, without, total)
+
+
+def broadcast_key(texts: dict[str, str], fallback: str | None, audience: Audience) -> str:
+    digest = hashlib.sha256(json.dumps([texts, fallback, audience.__dict__], sort_keys=True, default=list).encode()).hexdigest()
+    return f"broadcast:{digest[:16]}"
+
+
+async def send(kz: Kiezstimme, key: str, texts: dict[str, str], fallback: str | None, audience: Audience) -> int:
+    directions = {tr.language.code: tr.language.direction for tr in kz.catalogs}
+    result = await enqueue_bulk(
+        kz.db, key=key, texts=texts, fallback=fallback, audience=audience,
+        channels=tuple(c for c in PUSH_CHANNELS if c in kz.channels.push or c == "webchat"),
+        now=kz.service.clock(), directions=directions,
+    )
+    kz.sender.wake()
+    return result.total
+
+
+async def progress(kz: Kiezstimme, key: str) -> dict[str, int]:
+    async with kz.db.read() as conn:
+        rows = (await conn.execute(
+            select(OutboundMessage.status, func.count())
+            .where(OutboundMessage.idempotency_key.like(f"{key}:%"))
+            .group_by(OutboundMessage.status)
+        )).all()
+    return {status: n for status, n in rows}
+
+
+async def follow(kz: Kiezstimme, key: str, console: Any, timeout: timedelta | None = None) -> dict[str, int]:
+    """A progress bar until every message is sent, delivered or failed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    counts = await progress(kz, key)
+    total = sum(counts.values())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout.total_seconds() if timeout else None
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False) as bar:
+        task = bar.add_task("sending", total=total)
+        while True:
+            counts = await progress(kz, key)
+            done = sum(n for status, n in counts.items() if status in FINAL)
+            sent = sum(counts.get(s, 0) for s in ("sent", "delivered", "read"))
+            failed = sum(counts.get(s, 0) for s in ("failed", "undelivered", "skipped", "expired"))
+            bar.update(task, completed=done, description=f"sent {sent} · failed {failed} · waiting {total - done}")
+            if done >= total or (deadline and loop.time() > deadline):
+                return counts
+            await asyncio.sleep(0.5)

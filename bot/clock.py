@@ -1,0 +1,75 @@
+"""The scheduler: APScheduler 3 fires reminders and phase announcements.
+
+Jobs are recreated from the process data at every start with stable ids
+(``reminder:collection:2d``, ``announce:feedback``) and ``replace_existing``,
+so there is no job store to share or migrate: changing a deadline in
+``flows/process.yaml`` and restarting moves its reminders. A job whose time
+passed while the scheduler was down runs if it is within
+``REMINDER_GRACE_MINUTES``; otherwise APScheduler skips it and logs that.
+Run exactly one scheduler: inside ``serve`` on SQLite, as ``python -m bot
+clock`` on PostgreSQL. Sending twice is harmless anyway (idempotency keys).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+
+from bot.app import Kiezstimme
+from bot.process import reminder_points
+from bot.reminders import RETRY_EVERY, send_announcement, send_reminder
+
+log = logging.getLogger(__name__)
+
+
+class ReminderClock:
+    def __init__(self, kz: Kiezstimme, grace: timedelta = timedelta(minutes=60)) -> None:
+        self.kz = kz
+        self.grace = grace
+        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
+
+    def _add(self, job_id: str, when: datetime, func, *args) -> None:  # type: ignore[no-untyped-def]
+        self.scheduler.add_job(
+            func, DateTrigger(run_date=when, timezone=timezone.utc), args=args, id=job_id, replace_existing=True,
+            misfire_grace_time=int(self.grace.total_seconds()), coalesce=True, max_instances=1,
+        )
+
+    def plan(self) -> None:
+        """(Re)create every job from the process data."""
+        zone = self.kz.settings.zone
+        for point in reminder_points(self.kz.flows.process, zone):
+            self._add(point.id, point.send_at, self.fire_reminder, point.id)
+        for phase in self.kz.flows.process.phases:
+            if phase.announcement:
+                from bot.process import outside_quiet_hours
+
+                at = outside_quiet_hours(phase.starts, phase.ends, self.kz.flows.process.quiet_hours, zone)
+                self._add(f"announce:{phase.id}", at, self.fire_announcement, phase.id)
+
+    async def fire_reminder(self, point_id: str) -> None:
+        point = next((p for p in reminder_points(self.kz.flows.process, self.kz.settings.zone) if p.id == point_id), None)
+        if point is None:
+            return
+        now = self.kz.service.clock()
+        run = await send_reminder(self.kz, point, now)
+        if run.deferred and now + RETRY_EVERY < point.deadline:
+            # residents who were mid-dialogue: try again once they may be idle
+            self._add(f"{point.id}:later", now + RETRY_EVERY, self.fire_reminder, point.id)
+
+    async def fire_announcement(self, phase_id: str) -> None:
+        phase = self.kz.flows.process.phase(phase_id)
+        if phase is not None:
+            await send_announcement(self.kz, phase, self.kz.service.clock())
+
+    def start(self) -> None:
+        self.plan()
+        self.scheduler.start()
+        upcoming = [j for j in self.scheduler.get_jobs() if j.next_run_time]
+        log.info("scheduler started with %d jobs", len(upcoming))
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
