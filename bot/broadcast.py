@@ -18,7 +18,7 @@ from bot.outbox import PUSH_CHANNELS, Audience, audience_query, channel_parts, e
 from bot.storage.models import ChannelIdentity, OutboundMessage
 from bot.sender import WHATSAPP_WINDOW
 
-FINAL = ("sent", "delivered", "read", "failed", "undelivered", "skipped", "expired")
+FINAL = ("sent", "delivered", "read", "failed", "undelivered", "skipped", "expired", "in web chat")
 
 
 @dataclass
@@ -78,13 +78,20 @@ async def send(kz: Kiezstimme, key: str, texts: dict[str, str], fallback: str | 
 
 
 async def progress(kz: Kiezstimme, key: str) -> dict[str, int]:
+    """Messages of one broadcast by status; web chat ones wait for the resident to
+    open the page and count as "in web chat"."""
     async with kz.db.read() as conn:
         rows = (await conn.execute(
-            select(OutboundMessage.status, func.count())
+            select(OutboundMessage.channel, OutboundMessage.status, func.count())
             .where(OutboundMessage.idempotency_key.like(f"{key}:%"))
-            .group_by(OutboundMessage.status)
+            .group_by(OutboundMessage.channel, OutboundMessage.status)
         )).all()
-    return {status: n for status, n in rows}
+    counts: dict[str, int] = {}
+    for channel, status, n in rows:
+        if channel == "webchat" and status == "pending":
+            status = "in web chat"
+        counts[status] = counts.get(status, 0) + n
+    return counts
 
 
 async def follow(kz: Kiezstimme, key: str, console: Any, timeout: timedelta | None = None) -> dict[str, int]:
@@ -94,7 +101,7 @@ async def follow(kz: Kiezstimme, key: str, console: Any, timeout: timedelta | No
     counts = await progress(kz, key)
     total = sum(counts.values())
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout.total_seconds() if timeout else None
+    deadline = loop.time() + timeout.total_seconds() if timeout is not None else None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False) as bar:
         task = bar.add_task("sending", total=total)
         while True:
@@ -103,6 +110,6 @@ async def follow(kz: Kiezstimme, key: str, console: Any, timeout: timedelta | No
             sent = sum(counts.get(s, 0) for s in ("sent", "delivered", "read"))
             failed = sum(counts.get(s, 0) for s in ("failed", "undelivered", "skipped", "expired"))
             bar.update(task, completed=done, description=f"sent {sent} · failed {failed} · waiting {total - done}")
-            if done >= total or (deadline and loop.time() > deadline):
+            if done >= total or (deadline is not None and loop.time() >= deadline):
                 return counts
             await asyncio.sleep(0.5)
