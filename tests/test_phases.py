@@ -354,3 +354,41 @@ def test_broadcast_command_dry_run_and_send(tmp_path: Path) -> None:
     assert "4 message(s) queued" in sent.stdout
     again = subprocess.run([*args, "--yes", "--no-wait"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert "0 message(s) queued" in again.stdout  # the same broadcast twice sends once
+
+
+async def test_broadcast_to_hundreds_through_the_fakes_within_the_limits(db: Database, database_url: str, tmp_path: Path, clock: Clock) -> None:
+    """A phase announcement to 300 residents on Telegram and SMS: everyone gets it
+    once, in their language, and neither provider's limit is exceeded."""
+    from bot import broadcast as bc
+    from tests.fakes.telegram import FakeTelegram, _SlidingWindow
+    from tests.fakes.twilio import FakeTwilio
+
+    os.environ.pop("TWILIO_REGION", None)
+    async with FakeTelegram(token="1:x", rate_limit_per_s=40) as tg, FakeTwilio(rate_limit_per_s=40) as tw:
+        flows = process_with(tmp_path, "2026-11-01 00:00", "2027-01-02 23:59")
+        settings = load_settings({
+            "DATABASE_URL": database_url, "FLOWS_DIR": str(flows), "PUBLIC_URL": "https://bot.example.org",
+            "TELEGRAM_BOT_TOKEN": "1:x", "TELEGRAM_WEBHOOK_SECRET": "s", "TELEGRAM_API_BASE_URL": tg.root,
+            "TWILIO_ACCOUNT_SID": tw.account_sid, "TWILIO_AUTH_TOKEN": tw.auth_token, "TWILIO_SMS_FROM": "+4930901820",
+            "TWILIO_API_BASE_URL": tw.root, "TELEGRAM_RATE_PER_S": "40", "SMS_SEGMENTS_PER_S": "40",
+        })
+        kz = build(settings, clock=lambda: datetime.now(UTC), db=db)  # real time: the limits are real
+        await seed_residents(db, 300, languages=("de", "ar", "uk"), channels=("telegram", "sms", "telegram"))
+        phase = kz.flows.process.phase("collection")
+        texts = {tr.language.code: tr.gettext(phase.announcement) for tr in kz.catalogs}
+        preview = await bc.dry_run(kz, texts, None, Audience(), 0.08)
+        sms_rows = [r for r in preview.rows if r["channel"] == "sms"]
+        assert sum(r["residents"] for r in preview.rows) == 300 and all(r["segments"] >= 1 for r in sms_rows)
+        assert await bc.send(kz, "announce-test", texts, None, Audience()) == 300
+        kz.sender.start()
+        try:
+            counts = await asyncio.wait_for(bc.follow(kz, "announce-test", console=None), timeout=60)
+        finally:
+            await kz.sender.stop()
+            await kz.channels.close()
+        assert counts == {"sent": 300}
+        assert tg.violations == 0 and tw.violations == 0
+        assert len({m["chat_id"] for m in tg.sent_messages()}) == 200
+        assert len({m["To"] for m in tw.messages}) == 100
+        arabic = [m["text"] for m in tg.sent_messages() if m["chat_id"] % 3 == 1]  # resident i speaks languages[i % 3]
+        assert arabic and all("Kiezstimme" in t for t in arabic)
