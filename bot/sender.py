@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import and_, exists, select, text, update
+from sqlalchemy import and_, bindparam, exists, func, select, text, update
 from sqlalchemy.orm import aliased
 
 from bot.flows import FlowSet
@@ -329,19 +329,42 @@ class ChannelSender:
     async def _record(self, results: list[Result]) -> None:
         now = self.clock()
         marks: list[tuple[Any, SendError]] = []
+        sent = [r for r in results if r.sent is not None]
         async with self.db.transaction() as conn:
+            if sent:  # the common case in one executemany, not one round trip per message
+                await conn.execute(
+                    update(OutboundMessage)
+                    .where(OutboundMessage.id == bindparam("b_id"))
+                    .values(
+                        status="sent",
+                        provider_id=bindparam("b_provider"),
+                        sent_at=now,
+                        updated_at=now,
+                        attempts=bindparam("b_attempts"),
+                        error=bindparam("b_error"),
+                        segments=func.coalesce(bindparam("b_segments", type_=OutboundMessage.segments.type), OutboundMessage.segments),
+                    ),
+                    [
+                        {
+                            "b_id": r.row.id,
+                            "b_provider": r.sent.provider_id,  # type: ignore[union-attr]
+                            "b_attempts": r.row.attempts + 1,
+                            "b_error": "sent as a template (outside the WhatsApp window)" if r.template else None,
+                            "b_segments": r.sent.segments,  # type: ignore[union-attr]
+                        }
+                        for r in sent
+                    ],
+                )
+                if self.metrics is not None:
+                    self.metrics.outbound.labels(self.name, "sent").inc(len(sent))
             for r in results:
+                if r.sent is not None:
+                    continue
                 values: dict[str, Any] = {"updated_at": now}
                 if r.skipped == "__release__":
                     values["status"] = "pending"
                 elif r.skipped is not None:
                     values.update(status="expired" if r.skipped.startswith("expired") else "skipped", error=r.skipped)
-                elif r.sent is not None:
-                    values.update(status="sent", provider_id=r.sent.provider_id, sent_at=now, attempts=r.row.attempts + 1, error=None)
-                    if r.template:
-                        values["error"] = "sent as a template (outside the WhatsApp window)"
-                    if r.sent.segments is not None:
-                        values["segments"] = r.sent.segments
                 else:
                     values.update(self._failure(r.row, r.error, now))  # type: ignore[arg-type]
                     if values["status"] == "failed" and (r.error.unreachable or r.error.opted_out):  # type: ignore[union-attr]
