@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import String, and_, cast, func, literal, select
+from sqlalchemy import String, and_, cast, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
 
@@ -140,4 +140,9 @@ async def enqueue_bulk(
                     inserted = (await conn.execute(stmt)).rowcount
                     if part_no == 0 and inserted:
                         result.enqueued[(channel, lang)] = result.enqueued.get((channel, lang), 0) + inserted
+    if not db.is_sqlite and result.total >= 1000:
+        # fresh statistics at once, so the senders' claim query keeps its index plan
+        # (autovacuum would get there only after a while; meanwhile every claim scans)
+        async with db.transaction() as conn:
+            await conn.execute(text("ANALYZE outbound_messages"))
     return result
