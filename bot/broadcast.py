@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from bot.app import Kiezstimme
 from bot.outbox import PUSH_CHANNELS, Audience, audience_query, channel_parts, enqueue_bulk
 from bot.storage.models import ChannelIdentity, OutboundMessage
-from bot.sender import WHATSAPP_WINDOW
+from channels.registry import capabilities
 
 FINAL = ("sent", "delivered", "read", "failed", "undelivered", "skipped", "expired", "in web chat")
 
@@ -32,6 +32,7 @@ async def dry_run(kz: Kiezstimme, texts: dict[str, str], fallback: str | None, a
     channels = tuple(c for c in PUSH_CHANNELS if c in kz.channels.push or c == "webchat")
     base = audience_query(audience, channels).subquery()
     now = kz.service.clock()
+    window = capabilities("whatsapp").reply_window
     async with kz.db.read() as conn:
         counts = (await conn.execute(select(base.c.channel, base.c.language, func.count()).group_by(base.c.channel, base.c.language))).all()
         outside = dict(
@@ -39,7 +40,7 @@ async def dry_run(kz: Kiezstimme, texts: dict[str, str], fallback: str | None, a
                 select(base.c.language, func.count())
                 .join(ChannelIdentity, ChannelIdentity.id == base.c.identity_id)
                 .where(base.c.channel == "whatsapp")
-                .where((ChannelIdentity.last_inbound_at.is_(None)) | (ChannelIdentity.last_inbound_at < now - WHATSAPP_WINDOW))
+                .where((ChannelIdentity.last_inbound_at.is_(None)) | (ChannelIdentity.last_inbound_at < now - window))
                 .group_by(base.c.language)
             )).all()
         )

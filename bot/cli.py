@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+from datetime import timedelta
 import uuid
 from pathlib import Path
 from typing import Sequence, TextIO
@@ -155,6 +156,7 @@ async def _broadcast(settings: Settings, args: argparse.Namespace) -> int:
     from bot import broadcast as bc
     from bot.app import build
     from bot.outbox import Audience
+    from bot.reminders import in_every_language
 
     console = Console()
     kz = build(settings)
@@ -165,7 +167,7 @@ async def _broadcast(settings: Settings, args: argparse.Namespace) -> int:
             if phase is None or not phase.announcement:
                 console.print(f"[red]no phase {args.phase!r} with an announcement[/red]")
                 return 2
-            texts = {tr.language.code: tr.gettext(phase.announcement) for tr in kz.catalogs} | texts
+            texts = in_every_language(kz, phase.announcement)[0] | texts
         if not texts:
             console.print("[red]give --text LANG=TEXT (repeatable) or --phase PHASE[/red]")
             return 2
@@ -203,7 +205,7 @@ async def _broadcast(settings: Settings, args: argparse.Namespace) -> int:
         console.print(f"{enqueued} message(s) queued (key {key}; sending it again sends nothing twice)")
         if settings.is_sqlite:
             kz.sender.start()  # the embedded bot: deliver from here as well (claims are atomic)
-        counts = await bc.follow(kz, key, console, timeout=None if not args.no_wait else __import__("datetime").timedelta(seconds=0))
+        counts = await bc.follow(kz, key, console, timeout=timedelta(0) if args.no_wait else None)
         console.print(", ".join(f"{status}: {n}" for status, n in sorted(counts.items())))
         return 0
     finally:

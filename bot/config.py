@@ -66,7 +66,6 @@ class Settings:
     twilio_messaging_service_sid: str | None = None
     twilio_whatsapp_from: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def driver_url(self) -> str:

@@ -174,15 +174,6 @@ def _words(raw: str) -> set[str]:
     return {normalise(w) for w in raw.split("|") if w.strip()}
 
 
-class _Always:
-    @staticmethod
-    def state(now: datetime) -> str:
-        return "open"
-
-
-_ALWAYS = _Always()
-
-
 def media_problem(media: Media) -> str:
     return M.MEDIA_TOO_LARGE if media.kind == "too_large" else M.MEDIA_NOT_ACCEPTED
 
@@ -471,9 +462,10 @@ class _Run:
 
     def gate(self, node: Node) -> str | None:
         """Go on if the dialogue's phase is open; else say when it opens or that it closed."""
-        phase = self.flows.process.phase_for(node.dialogue or "", self.ctx.now)
-        if phase is None or phase.state(self.ctx.now) == "open":
+        if self.flows.process.is_open(node.dialogue or "", self.ctx.now):
             return node.next
+        phase = self.flows.process.phase_for(node.dialogue or "", self.ctx.now)
+        assert phase is not None
         if phase.state(self.ctx.now) == "upcoming":
             self.say(node.upcoming_text or "", {"date": phase.starts.astimezone(self.ctx.zone).date()})
         else:
@@ -482,10 +474,10 @@ class _Run:
 
     def too_late(self, dialogue: str) -> bool:
         """Past the phase's end and its grace: an answer can no longer be taken."""
+        if self.flows.process.is_open(dialogue, self.ctx.now):
+            return False
         phase = self.flows.process.phase_for(dialogue, self.ctx.now)
         if phase is None or self.ctx.now <= phase.ends + self.flows.process.grace:
-            return False
-        if phase.state(self.ctx.now) == "open":
             return False
         self.say(M.TOO_LATE, {"date": phase.ends.astimezone(self.ctx.zone).date()})
         return True
@@ -517,7 +509,7 @@ class _Run:
         elif node.do == "set_updates":
             self.p.updates = v.get("updates") == "yes"
         elif node.do == "store_idea":
-            if self.too_late("idea"):
+            if self.too_late(node.flow):
                 self.reset()
                 return self.flows.menu if self.p.consented else None
             district = v.get("district")
@@ -553,8 +545,7 @@ class _Run:
     def choice_list(self, node: Node) -> tuple[Choice, ...]:
         choices = tuple(
             c for c in self.flows.choices_of(node)
-            if not c.dialogue
-            or (self.flows.process.phase_for(c.dialogue, self.ctx.now) or _ALWAYS).state(self.ctx.now) == "open"
+            if not c.dialogue or self.flows.process.is_open(c.dialogue, self.ctx.now)
         )
         candidates = self.d.vars.get("_language_candidates")
         if node.options == "languages" and candidates:
@@ -730,7 +721,7 @@ class _Run:
             self.d.misses = 0
             self.prompt(node)
             return
-        if self.too_late("feedback"):
+        if self.too_late(node.flow):
             self.d.vars.pop("_rs", None)
             self.reset()
             self.enter(self.flows.menu)

@@ -80,8 +80,10 @@ class Process:
             return min(upcoming, key=lambda p: p.starts)
         return max(mine, key=lambda p: p.ends)
 
-    def gated(self, dialogue: str) -> bool:
-        return any(dialogue in p.dialogues for p in self.phases)
+    def is_open(self, dialogue: str, now: datetime) -> bool:
+        """A dialogue no phase mentions is always open."""
+        phase = self.phase_for(dialogue, now)
+        return phase is None or phase.state(now) == "open"
 
 
 def parse_offset(text: str) -> timedelta:

@@ -46,10 +46,14 @@ class ReminderRun:
         return self.general.total + self.personal.total
 
 
-def _texts(kz: Kiezstimme, msgid: tuple[str, str], params: dict[str, Any], count_key: str) -> tuple[dict[str, str], dict[str, str]]:
+def in_every_language(
+    kz: Kiezstimme, msgid: str | tuple[str, str], params: dict[str, Any] | None = None, count: str | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """One message rendered in each language: (texts, directions) by language code."""
+    singular, plural = (msgid, None) if isinstance(msgid, str) else msgid
     texts, directions = {}, {}
     for tr in kz.catalogs:
-        reply = Reply(msgid[0], tr.language.code, params, plural=msgid[1], count=count_key)
+        reply = Reply(singular, tr.language.code, params or {}, plural=plural, count=count)
         out = kz.service.renderer.render(reply, capabilities("telegram"))
         texts[tr.language.code] = out.text
         directions[tr.language.code] = out.direction
@@ -112,7 +116,7 @@ async def send_reminder(kz: Kiezstimme, point: ReminderPoint, now: datetime) -> 
     ):
         if not ids:
             continue
-        texts, directions = _texts(kz, days_msg if in_days else hours_msg, params, "count")
+        texts, directions = in_every_language(kz, days_msg if in_days else hours_msg, params, "count")
         result = await enqueue_bulk(
             kz.db, key=point.id, texts=texts, audience=Audience(resident_ids=tuple(ids)), channels=channels,
             now=now, expires_at=point.deadline, directions=directions,
@@ -128,8 +132,7 @@ async def send_announcement(kz: Kiezstimme, phase: Phase, now: datetime) -> Bulk
     """The phase's start announcement to everyone who opted in (once, whenever called)."""
     if not phase.announcement or now >= phase.ends:
         return BulkResult()
-    texts = {tr.language.code: tr.gettext(phase.announcement) for tr in kz.catalogs}
-    directions = {tr.language.code: tr.language.direction for tr in kz.catalogs}
+    texts, directions = in_every_language(kz, phase.announcement)
     result = await enqueue_bulk(
         kz.db, key=f"announce:{phase.id}", texts=texts, audience=Audience(), channels=tuple(kz.channels.push) + ("webchat",),
         now=now, expires_at=phase.ends, directions=directions,
@@ -152,10 +155,7 @@ async def set_idea_status(kz: Kiezstimme, reference: str, status: str, now: date
     msgid = STATUS_MESSAGES.get(status)
     if not notify or msgid is None:
         return True, 0
-    texts, directions = {}, {}
-    for tr in kz.catalogs:
-        out = kz.service.renderer.render(Reply(msgid, tr.language.code, {"reference": reference.upper()}), capabilities("telegram"))
-        texts[tr.language.code], directions[tr.language.code] = out.text, out.direction
+    texts, directions = in_every_language(kz, msgid, {"reference": reference.upper()})
     result = await enqueue_bulk(
         kz.db, key=f"status:{reference.upper()}:{status}", texts=texts,
         audience=Audience(resident_ids=(row.resident_id,)), channels=tuple(kz.channels.push) + ("webchat",),

@@ -40,10 +40,9 @@ from sqlalchemy.orm import aliased
 from bot.flows import FlowSet
 from bot.storage.db import Database
 from bot.storage.models import ChannelIdentity, OutboundMessage, Resident
-from channels.base import Channel, Outgoing, OutgoingChoice, SendError, Sent
+from channels.base import Channel, Outgoing, OutgoingChoice, SendError, Sent, StatusUpdate
 
 log = logging.getLogger(__name__)
-WHATSAPP_WINDOW = timedelta(hours=24)
 MAX_ATTEMPTS = 10
 BASE_DELAY = 1.0
 MAX_DELAY = 15 * 60.0
@@ -257,7 +256,7 @@ class ChannelSender:
         rows = await self.claim()
         if not rows:
             return 0
-        windows = await self._whatsapp_windows(rows) if self.name == "whatsapp" else {}
+        windows = await self._last_inbound(rows) if self.window else {}
         queues: dict[str, list[Any]] = {}
         for row in rows:
             queues.setdefault(row.address, []).append(row)
@@ -277,7 +276,11 @@ class ChannelSender:
                 results.extend(Result(r, error=result.error) for r in queue[i + 1 :])
                 return
 
-    async def _whatsapp_windows(self, rows: list[Any]) -> dict[str, datetime | None]:
+    @property
+    def window(self) -> timedelta | None:
+        return self.channel.capabilities.reply_window
+
+    async def _last_inbound(self, rows: list[Any]) -> dict[str, datetime | None]:
         addresses = {r.address for r in rows}
         async with self.db.read() as conn:
             found = (
@@ -297,10 +300,10 @@ class ChannelSender:
             direction=payload.get("direction", "ltr"),
             choices=tuple(OutgoingChoice(c["value"], c["label"]) for c in payload.get("choices", [])),
         )
-        if self.name != "whatsapp":
+        if self.window is None:
             return message
         last = windows.get(row.address)
-        if last is not None and self.clock() - last < WHATSAPP_WINDOW:
+        if last is not None and self.clock() - last < self.window:
             return message
         template = self.flows.whatsapp_templates.get(row.language or "")
         return None if template is None else Outgoing(text=row.text, language=row.language, template=template)
@@ -459,13 +462,13 @@ STATUS_RANK = {"queued": 1, "sending": 2, "accepted": 2, "sent": 3, "delivered":
 FINAL = {"failed", "undelivered"}
 
 
-async def record_status(db: Database, clock: Clock, provider_id: str, status: str, error_code: str | None) -> bool:
-    """Apply a provider's status callback; never moves a message backwards."""
+async def record_status(db: Database, clock: Clock, report: StatusUpdate) -> bool:
+    """Apply a provider's delivery report; never moves a message backwards."""
     async with db.transaction() as conn:
         row = (
             await conn.execute(
                 select(OutboundMessage.id, OutboundMessage.status, OutboundMessage.resident_id).where(
-                    OutboundMessage.provider_id == provider_id
+                    OutboundMessage.provider_id == report.provider_id
                 )
             )
         ).first()
@@ -473,24 +476,12 @@ async def record_status(db: Database, clock: Clock, provider_id: str, status: st
             return False
         if row.status in FINAL:
             return True
-        if status not in FINAL and STATUS_RANK.get(status, 0) <= STATUS_RANK.get(row.status, 0):
+        if report.status not in FINAL and STATUS_RANK.get(report.status, 0) <= STATUS_RANK.get(row.status, 0):
             return True
-        values: dict[str, Any] = {"status": status, "updated_at": clock()}
-        if error_code:
-            values["error"] = _callback_error(error_code)
+        values: dict[str, Any] = {"status": report.status, "updated_at": clock()}
+        if report.error:
+            values["error"] = report.error[:200]
         await conn.execute(update(OutboundMessage).where(OutboundMessage.id == row.id).values(**values))
-        if error_code == "21610" and row.resident_id is not None:
+        if report.opted_out and row.resident_id is not None:
             await conn.execute(update(Resident).where(Resident.id == row.resident_id).values(stopped_at=clock()))
     return True
-
-
-def _callback_error(code: str) -> str:
-    known = {
-        "21610": "21610 unsubscribed at the carrier (STOP)",
-        "63016": "63016 outside the WhatsApp 24-hour window",
-        "30007": "30007 filtered as spam by the carrier",
-        "30003": "30003 unreachable handset",
-        "30005": "30005 unknown or inactive number",
-        "30006": "30006 landline or unreachable carrier",
-    }
-    return known.get(code, f"{code} delivery failed")

@@ -16,6 +16,8 @@ from aiohttp import web
 
 from bot.app import Kiezstimme
 from bot.sender import record_status
+from channels.telegram import SECRET_HEADER
+from channels.twilio_base import SIGNATURE_HEADER, has_required, status_update
 
 log = logging.getLogger(__name__)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -34,7 +36,7 @@ async def telegram(request: web.Request) -> web.Response:
     channel = kz.channels.telegram
     if channel is None:
         raise web.HTTPNotFound()
-    if not channel.verify(request.headers.get("X-Telegram-Bot-Api-Secret-Token")):
+    if not channel.verify(request.headers.get(SECRET_HEADER)):
         return web.json_response({"error": "forbidden"}, status=403)
     try:
         data = json.loads(await request.text())
@@ -66,7 +68,7 @@ async def _twilio_form(request: web.Request, kz: Kiezstimme) -> Any:
     if request.content_type != "application/x-www-form-urlencoded":
         raise web.HTTPUnsupportedMediaType(text="form-encoded body expected")
     form = await request.post()
-    if not kz.channels.twilio.verify(request.path_qs, form, request.headers.get("X-Twilio-Signature")):
+    if not kz.channels.twilio.verify(request.path_qs, form, request.headers.get(SIGNATURE_HEADER)):
         raise web.HTTPForbidden(text="invalid signature")
     return form
 
@@ -77,7 +79,7 @@ async def _twilio_inbound(request: web.Request, name: str) -> web.Response:
     if channel is None:
         raise web.HTTPNotFound()
     form = await _twilio_form(request, kz)
-    if not form.get("MessageSid") or not form.get("From"):
+    if not has_required(form):
         raise web.HTTPBadRequest(text="MessageSid and From are required")
     inbound = channel.parse(form)
     if await kz.service.receive(inbound) is not None:
@@ -96,10 +98,10 @@ async def twilio_whatsapp(request: web.Request) -> web.Response:
 async def twilio_status(request: web.Request) -> web.Response:
     kz = request.app[KZ]
     form = await _twilio_form(request, kz)
-    sid, status = form.get("MessageSid"), form.get("MessageStatus")
-    if not sid or not status:
+    report = status_update(form)
+    if report is None:
         raise web.HTTPBadRequest(text="MessageSid and MessageStatus are required")
-    await record_status(kz.db, kz.service.clock, str(sid), str(status), str(form.get("ErrorCode") or "") or None)
+    await record_status(kz.db, kz.service.clock, report)
     return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
 

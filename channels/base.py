@@ -9,6 +9,7 @@ renderer in ``bot.render`` reads (buttons or a numbered list, length, media).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.engine import Media
@@ -20,6 +21,7 @@ class Capabilities:
     max_text: int = 4096
     media: tuple[str, ...] = ()  # kinds a resident can send us: "voice", "photo"
     encoding: str = "unicode"  # "gsm7" for SMS: keep text in GSM-7 where possible
+    reply_window: timedelta | None = None  # free text only this long after the resident's last message
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,16 @@ class ReachabilityChange:
     channel: str
     address: str
     reachable: bool
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A provider's delivery report for one message, in our terms."""
+
+    provider_id: str
+    status: str  # sent, delivered, read, undelivered, failed, …
+    error: str | None = None  # code and meaning, e.g. "21610 unsubscribed at the carrier (STOP)"
+    opted_out: bool = False  # the resident unsubscribed at the carrier
 
 
 class Channel(Protocol):

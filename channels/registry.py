@@ -27,8 +27,6 @@ CAPABILITIES: dict[str, Capabilities] = {
     twilio_sms.NAME: twilio_sms.CAPABILITIES,
     whatsapp.NAME: whatsapp.CAPABILITIES,
 }
-CHANNEL_NAMES = ("telegram", "sms", "whatsapp", "webchat", "console")
-
 
 def capabilities(channel: str) -> Capabilities:
     return CAPABILITIES.get(channel, Capabilities())

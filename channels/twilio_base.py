@@ -14,9 +14,10 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from channels.base import Outgoing, SendError, Sent
+from channels.base import SendError, Sent, StatusUpdate
 
 log = logging.getLogger(__name__)
+SIGNATURE_HEADER = "X-Twilio-Signature"
 RETRYABLE_CODES = {20429, 20500, 20503, 30001}
 PERMANENT = {
     21610: "unsubscribed at the carrier (STOP)",
@@ -26,6 +27,31 @@ PERMANENT = {
     63016: "outside the WhatsApp 24-hour window",
     63018: "WhatsApp rate exceeded",
 }
+DELIVERY_ERRORS = {  # reported later, in status callbacks
+    21610: "unsubscribed at the carrier (STOP)",
+    63016: "outside the WhatsApp 24-hour window",
+    30003: "unreachable handset",
+    30005: "unknown or inactive number",
+    30006: "landline or unreachable carrier",
+    30007: "filtered as spam by the carrier",
+}
+OPTED_OUT = 21610
+
+
+def status_update(form: Mapping[str, Any]) -> StatusUpdate | None:
+    """A status callback (MessageSid, MessageStatus, ErrorCode) in our terms; None if incomplete."""
+    sid, status = form.get("MessageSid"), form.get("MessageStatus")
+    if not sid or not status:
+        return None
+    raw = str(form.get("ErrorCode") or "").strip()
+    code = int(raw) if raw.isdigit() else None
+    error = None if not raw else f"{raw} {DELIVERY_ERRORS.get(code or 0, 'delivery failed')}"
+    return StatusUpdate(str(sid), str(status), error, opted_out=code == OPTED_OUT)
+
+
+def has_required(form: Mapping[str, Any]) -> bool:
+    """An inbound message webhook names the message and its sender."""
+    return bool(form.get("MessageSid") and form.get("From"))
 
 
 def e164(number: str) -> str:
@@ -112,7 +138,7 @@ class TwilioAccount:
 def _send_error(exc: TwilioRestException) -> SendError:
     code = exc.code
     if code in PERMANENT:
-        return SendError(f"{code} {PERMANENT[code]}", permanent=True, opted_out=code == 21610, unreachable=code in (21211, 21614))
+        return SendError(f"{code} {PERMANENT[code]}", permanent=True, opted_out=code == OPTED_OUT, unreachable=code in (21211, 21614))
     if exc.status == 429 or code in RETRYABLE_CODES or (exc.status or 0) >= 500:
         return SendError(f"{code or exc.status} temporary", permanent=False)
     return SendError(f"{code or exc.status} rejected", permanent=True)

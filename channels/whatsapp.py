@@ -4,6 +4,7 @@ message, an approved template (Content SID) outside it."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any, Mapping
 
 from channels.base import Capabilities, Inbound, Outgoing, Sent
@@ -11,7 +12,7 @@ from channels.twilio_base import TwilioAccount, e164
 from channels.twilio_sms import remote_media
 
 NAME = "whatsapp"
-CAPABILITIES = Capabilities(buttons=False, max_text=1600, media=("voice", "photo"))
+CAPABILITIES = Capabilities(buttons=False, max_text=1600, media=("voice", "photo"), reply_window=timedelta(hours=24))
 PREFIX = "whatsapp:"
 
 

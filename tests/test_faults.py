@@ -169,15 +169,13 @@ async def check_exactly_once(db: Database, tg: FakeTelegram, load: Load, residen
         assert delivered[(row.address, row.text)] >= 1
     duplicates = sum(delivered.values()) - len(outbox)
     assert 0 <= duplicates <= in_flight_at_kill
-    # per resident, in order
+    # per resident, in order (a duplicate after a kill does not count as a new place)
     by_chat: dict[str, list[str]] = defaultdict(list)
     for m in tg.sent_messages():
-        texts = by_chat[str(m["chat_id"])]
-        if not texts or texts[-1] != m["text"]:
-            texts.append(m["text"])
+        by_chat[str(m["chat_id"])].append(m["text"])
     for address in {r.address for r in outbox}:
         expected = [r.text for r in outbox if r.address == address]
-        assert by_chat[address][: len(expected)] == expected or len(set(by_chat[address])) == len(expected)
+        assert list(dict.fromkeys(by_chat[address])) == expected
     return {"duplicates": duplicates, "in_flight_at_kill": in_flight_at_kill, "retried_posts": load.retries}
 
 
@@ -241,7 +239,6 @@ async def test_postgresql_restart_during_load_recovers(db: Database, database_ur
         await db.engine.dispose()  # the test's own pool lost its connections too
         await settled(db, timeout=90)
         await check_exactly_once(db, fake_tg, load, residents, in_flight_at_kill=residents)
-        assert load.retries > 0 or True  # acknowledged-or-retried; Telegram would retry the same way
     finally:
         for proc in procs:
             proc.stop()
