@@ -34,8 +34,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.outbox import Audience, enqueue_bulk  # noqa: E402
-from bot.seed import seed_residents  # noqa: E402
+from bot.delivery.outbox import Audience, enqueue_bulk  # noqa: E402
+from bot.storage.seed import seed_residents  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
 
 TOKEN = "123456:BENCH-token_abcdefghijklmnopqrstu"

@@ -7,13 +7,13 @@ import logging
 from dataclasses import dataclass
 
 from bot.config import Settings
-from bot.engine import Engine
-from bot.flows import FlowSet, load_flows
-from bot.i18n import Catalogs
-from bot.inbox import InboxProcessor
+from bot.conversation.engine import Engine
+from bot.conversation.flows import FlowSet, load_flows
+from bot.conversation.i18n import Catalogs
+from bot.delivery.inbox import InboxProcessor
 from bot.metrics import Metrics
-from bot.render import Renderer
-from bot.sender import Sender
+from bot.conversation.render import Renderer
+from bot.delivery.sender import Sender
 from bot.service import Clock, ConversationService, utcnow
 from bot.storage.db import Database
 from bot.storage.models import InboundMessage, OutboundMessage

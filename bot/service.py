@@ -21,7 +21,7 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.engine import (
+from bot.conversation.engine import (
     Context,
     Conversation,
     Dialogue,
@@ -34,9 +34,9 @@ from bot.engine import (
     StoreFeedback,
     StoreIdea,
 )
-from bot import sms
-from bot.media import DEFAULT_MAX_BYTES, MediaStore
-from bot.render import Renderer
+from channels import sms_text as sms
+from bot.delivery.media import DEFAULT_MAX_BYTES, MediaStore
+from bot.conversation.render import Renderer
 from bot.storage.db import Database
 from bot.storage.models import (
     ChannelIdentity,
@@ -139,7 +139,7 @@ class ConversationService:
 
     async def receive(self, inbound: Inbound) -> int | None:
         """Store the message durably; its inbox id, or None if it was seen before."""
-        from bot.inbox import InboxWriter
+        from bot.delivery.inbox import InboxWriter
 
         if self._writer is None:
             self._writer = InboxWriter(self.db)

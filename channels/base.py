@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from bot.engine import Media
+from bot.conversation.engine import Media
 
 
 @dataclass(frozen=True)

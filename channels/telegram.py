@@ -17,7 +17,7 @@ from typing import Any
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 
-from bot.engine import Media
+from bot.conversation.engine import Media
 from channels.base import Capabilities, Inbound, Outgoing, ReachabilityChange, SendError, Sent
 from channels.telegram_http import AiohttpRequest
 

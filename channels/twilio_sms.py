@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bot.engine import Media
-from bot.media import kind_of
+from bot.conversation.engine import Media
+from bot.delivery.media import kind_of
 from channels.base import Capabilities, Inbound, Outgoing, Sent
 from channels.twilio_base import TwilioAccount, e164
 

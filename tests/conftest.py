@@ -168,7 +168,7 @@ async def kz(db: Database, database_url: str, tmp_path: Path, clock: Clock) -> A
 @pytest_asyncio.fixture
 async def http(kz: Kiezstimme) -> AsyncIterator[TestClient]:
     """The real aiohttp app on a loopback port, with a real HTTP client."""
-    from bot.web import make_app
+    from bot.web.app import make_app
 
     server = TestServer(make_app(kz), host="127.0.0.1")
     client = TestClient(server)

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bot.config import SHIPPED_FLOWS_DIR, SHIPPED_I18N_DIR
-from bot.engine import Context, Conversation, Effect, Engine, Media, Message
-from bot.flows import FlowSet, load_flows
-from bot.i18n import Catalogs
-from bot.render import Renderer
+from bot.conversation.engine import Context, Conversation, Effect, Engine, Media, Message
+from bot.conversation.flows import FlowSet, load_flows
+from bot.conversation.i18n import Catalogs
+from bot.conversation.render import Renderer
 from channels.base import Capabilities
 
 NUMBERED = Capabilities(buttons=False)

@@ -22,7 +22,7 @@ from bot.app import Kiezstimme, build
 from bot.config import SHIPPED_FLOWS_DIR, load_settings
 from bot.storage.db import Database
 from bot.storage.models import ChannelIdentity, Idea, InboundMessage, OutboundMessage, Resident
-from bot.web import make_app
+from bot.web.app import make_app
 from tests.conftest import OPEN_FLOWS, Clock
 from tests.fakes.telegram import (
     FakeTelegram,
@@ -100,7 +100,7 @@ class Stack:
     # -- waiting ------------------------------------------------------------------------
     async def settle(self, timeout: float = 10) -> None:
         """Wait until the inbox is processed and the outbox holds nothing due."""
-        from bot import webhooks
+        from bot.web import webhooks
 
         await self.kz.inbox.idle()
         if webhooks._background:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine import EraseResident, Media, RecordConsent, StoreIdea, normalise
+from bot.conversation.engine import EraseResident, Media, RecordConsent, StoreIdea, normalise
 from tests.golden_tool import inputs, transcript
 from tests.helpers import Talk
 

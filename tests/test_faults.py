@@ -22,8 +22,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from bot.outbox import Audience, enqueue_bulk
-from bot.seed import seed_residents
+from bot.delivery.outbox import Audience, enqueue_bulk
+from bot.storage.seed import seed_residents
 from bot.storage.db import Database
 from bot.storage.models import InboundMessage, OutboundMessage, Session
 from tests.fakes.telegram import FakeTelegram, make_text_update

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog_check import check
+from bot.conversation.catalog_check import check
 from bot.config import SHIPPED_FLOWS_DIR, SHIPPED_I18N_DIR, load_settings
-from bot.flows import FlowError, load_flows
+from bot.conversation.flows import FlowError, load_flows
 
 ROOT = Path(__file__).resolve().parent.parent
 

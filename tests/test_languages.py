@@ -16,10 +16,10 @@ from sqlalchemy import select
 
 from bot.app import Kiezstimme
 from bot.config import SHIPPED_I18N_DIR
-from bot.engine import Media
-from bot.i18n import po_path
-from bot.language_detect import detect
-from bot.render import FSI, PDI, format_value
+from bot.conversation.engine import Media
+from bot.conversation.i18n import po_path
+from bot.conversation.language import detect
+from bot.conversation.render import FSI, PDI, format_value
 from bot.storage.models import Feedback, Idea
 from tests.helpers import Talk, shipped
 
@@ -291,8 +291,8 @@ def test_voice_note_as_feedback_comment() -> None:
 
 def test_no_keyword_hides_an_answer_or_a_choice() -> None:
     """A keyword wins over any answer, so no keyword may also be an answer word or label."""
-    from bot import messages as M
-    from bot.engine import Engine, _words, normalise
+    from bot.conversation import texts as M
+    from bot.conversation.engine import Engine, _words, normalise
 
     engine = Engine(FLOWS, CATALOGS)
     answers: dict[str, str] = {}

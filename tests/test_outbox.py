@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
-from bot.outbox import Audience, enqueue_bulk
-from bot.seed import seed_residents
+from bot.delivery.outbox import Audience, enqueue_bulk
+from bot.storage.seed import seed_residents
 from bot.storage.db import Database
 from bot.storage.models import Idea, OutboundMessage, Resident
 from tests.conftest import Clock

@@ -18,13 +18,13 @@ import pytest_asyncio
 from sqlalchemy import func, select, update
 
 from bot.app import Kiezstimme, build
-from bot.broadcast import dry_run
-from bot.clock import ReminderClock
+from bot.participation.broadcasts import dry_run
+from bot.participation.scheduler import ReminderClock
 from bot.config import SHIPPED_FLOWS_DIR, load_settings
-from bot.outbox import Audience
-from bot.process import Process, QuietHours, outside_quiet_hours, parse_local, reminder_points
-from bot.reminders import send_announcement, send_reminder, set_idea_status
-from bot.seed import seed_residents
+from bot.delivery.outbox import Audience
+from bot.participation.phases import Process, QuietHours, outside_quiet_hours, parse_local, reminder_points
+from bot.participation.reminders import send_announcement, send_reminder, set_idea_status
+from bot.storage.seed import seed_residents
 from bot.storage.db import Database
 from bot.storage.models import OutboundMessage, Resident, Session
 from channels.base import Inbound
@@ -72,7 +72,7 @@ def utc(text: str) -> datetime:
 
 
 def test_reminders_follow_local_time_across_the_march_dst_change(tmp_path: Path) -> None:
-    from bot.flows import load_flows
+    from bot.conversation.flows import load_flows
 
     flows = load_flows(process_with(tmp_path, "2027-03-01 00:00", "2027-03-30 12:00", "[7d, 2d, 3h]"), BERLIN)
     points = {p.offset: p for p in reminder_points(flows.process, BERLIN)}
@@ -84,7 +84,7 @@ def test_reminders_follow_local_time_across_the_march_dst_change(tmp_path: Path)
 
 
 def test_reminders_follow_local_time_across_the_october_dst_change(tmp_path: Path) -> None:
-    from bot.flows import load_flows
+    from bot.conversation.flows import load_flows
 
     flows = load_flows(process_with(tmp_path, "2027-10-01 00:00", "2027-11-02 18:00", "[7d, 2d]"), BERLIN)
     points = {p.offset: p for p in reminder_points(flows.process, BERLIN)}
@@ -108,7 +108,7 @@ def test_quiet_hours_postpone_to_the_morning_unless_past_the_deadline() -> None:
 
 
 def test_shipped_process_is_valid_and_its_reminders_respect_quiet_hours() -> None:
-    from bot.flows import load_flows
+    from bot.conversation.flows import load_flows
 
     flows = load_flows(SHIPPED_FLOWS_DIR, BERLIN)
     points = reminder_points(flows.process, BERLIN)
@@ -120,7 +120,7 @@ def test_shipped_process_is_valid_and_its_reminders_respect_quiet_hours() -> Non
 
 
 def test_broken_phases_are_reported(tmp_path: Path) -> None:
-    from bot.flows import FlowError, load_flows
+    from bot.conversation.flows import FlowError, load_flows
 
     flows = process_with(tmp_path, "2027-01-05 00:00", "2027-01-01 00:00", "[7d, soon]")
     with pytest.raises(FlowError) as info:
@@ -133,9 +133,9 @@ def test_broken_phases_are_reported(tmp_path: Path) -> None:
 
 
 def talk_at(tmp_path: Path, now: datetime, starts: str = "2026-11-01 00:00", ends: str = "2027-01-02 23:59") -> Talk:
-    from bot.engine import Engine
-    from bot.flows import load_flows
-    from bot.i18n import Catalogs
+    from bot.conversation.engine import Engine
+    from bot.conversation.flows import load_flows
+    from bot.conversation.i18n import Catalogs
     from bot.config import SHIPPED_I18N_DIR
 
     flows = load_flows(process_with(tmp_path, starts, ends), BERLIN)
@@ -359,7 +359,7 @@ def test_broadcast_command_dry_run_and_send(tmp_path: Path) -> None:
 async def test_broadcast_to_hundreds_through_the_fakes_within_the_limits(db: Database, database_url: str, tmp_path: Path, clock: Clock) -> None:
     """A phase announcement to 300 residents on Telegram and SMS: everyone gets it
     once, in their language, and neither provider's limit is exceeded."""
-    from bot import broadcast as bc
+    from bot.participation import broadcasts as bc
     from tests.fakes.telegram import FakeTelegram, _SlidingWindow
     from tests.fakes.twilio import FakeTwilio
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bot.app import Kiezstimme, build
-from bot.export import export_ideas
+from bot.participation.export import export_ideas
 from bot.storage.db import Database
 from bot.storage.models import (
     ChannelIdentity,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.sms import is_gsm7, prefer_gsm7, segments, split
+from channels.sms_text import is_gsm7, prefer_gsm7, segments, split
 
 
 @pytest.mark.parametrize(

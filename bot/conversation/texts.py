@@ -6,7 +6,7 @@ too, with the context ``keyword`` or ``answer``: a translator writes the words
 of their language separated by ``|`` (e.g. ``STOPP|ABMELDEN``).
 """
 
-from bot.i18n import N_, nN_, pN_
+from bot.conversation.i18n import N_, nN_, pN_
 
 # --- keywords (INTERFACES.md: residents' keywords) ---------------------------
 KEYWORDS: dict[str, tuple[str, str]] = {

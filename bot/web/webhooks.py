@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.app import Kiezstimme
-from bot.sender import record_status
+from bot.delivery.sender import record_status
 from channels.telegram import SECRET_HEADER
 from channels.twilio_base import SIGNATURE_HEADER, has_required, status_update
 

@@ -12,12 +12,12 @@ from string import Template
 
 from aiohttp import web
 
-from bot import messages as M
+from bot.conversation import texts as M
 from bot.app import Kiezstimme
 from channels import webchat
 
 log = logging.getLogger(__name__)
-STATIC = Path(__file__).resolve().parent / "web" / "static"
+STATIC = Path(__file__).resolve().parent / "static"
 APP_KEY = web.AppKey("kiezstimme", Kiezstimme)
 
 
@@ -132,7 +132,7 @@ async def webchat_poll(request: web.Request) -> web.Response:
 def make_app(kz: Kiezstimme, *, background: bool = False) -> web.Application:
     """The web app. With ``background`` it also recovers the inbox and runs
     the outbox sender for as long as the app runs (the embedded mode)."""
-    from bot import webhooks
+    from bot.web import webhooks
 
     app = web.Application(middlewares=[errors], client_max_size=1024 * 1024)
     app[APP_KEY] = kz

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 from typing import Any, Mapping
 
-from bot import messages as M
-from bot.flows import Choice, FlowSet, Node
-from bot.language_detect import detect
-from bot.i18n import Catalogs
+from bot.conversation import texts as M
+from bot.conversation.flows import Choice, FlowSet, Node
+from bot.conversation.language import detect
+from bot.conversation.i18n import Catalogs
 
 MAX_HOPS = 64
 _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.app import Kiezstimme
-from bot.outbox import PUSH_CHANNELS, Audience, audience_query, channel_parts, enqueue_bulk
+from bot.delivery.outbox import PUSH_CHANNELS, Audience, audience_query, channel_parts, enqueue_bulk
 from bot.storage.models import ChannelIdentity, OutboundMessage
 from channels.registry import capabilities
 

@@ -6,17 +6,17 @@ import re
 import string
 from pathlib import Path
 
-from bot import messages
+from bot.conversation import texts as messages
 from bot.config import Settings
-from bot.flows import FlowError, FlowSet, load_flows
-from bot.i18n import Contextual, Plural, check_catalogs, po_path, read_catalog
+from bot.conversation.flows import FlowError, FlowSet, load_flows
+from bot.conversation.i18n import Contextual, Plural, check_catalogs, po_path, read_catalog
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def code_msgids() -> list[tuple[str, str]]:
-    """The resident-facing strings defined in code (bot/messages.py)."""
-    where = "bot/messages.py"
+    """The resident-facing strings defined in code (bot/conversation/texts.py)."""
+    where = "bot/conversation/texts.py"
     out: list[tuple[str, str]] = []
     for name, value in vars(messages).items():
         if not name.isupper() or name == "GERMAN_KEYWORDS":

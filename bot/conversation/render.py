@@ -19,8 +19,8 @@ from typing import Any, Mapping
 from babel.dates import format_date, format_time, get_datetime_format
 from babel.numbers import format_decimal
 
-from bot.engine import Msg, Reply
-from bot.i18n import Catalogs, Translator
+from bot.conversation.engine import Msg, Reply
+from bot.conversation.i18n import Catalogs, Translator
 from channels.base import Capabilities, Outgoing, OutgoingChoice
 
 log = logging.getLogger(__name__)

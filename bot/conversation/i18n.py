@@ -18,7 +18,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-from bot.flows import FlowSet, Language
+from bot.conversation.flows import FlowSet, Language
 
 DOMAIN = "kiezstimme"
 SOURCE_CATALOG = "en"  # msgids are English; the English catalog may leave msgstr empty

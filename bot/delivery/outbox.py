@@ -13,7 +13,7 @@ from sqlalchemy import String, and_, cast, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
 
-from bot import sms
+from channels import sms_text as sms
 from bot.storage.db import Database
 from bot.storage.models import ChannelIdentity, Idea, OutboundMessage, Resident
 

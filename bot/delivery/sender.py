@@ -37,7 +37,7 @@ from typing import Any, Callable
 from sqlalchemy import and_, bindparam, exists, func, select, text, update
 from sqlalchemy.orm import aliased
 
-from bot.flows import FlowSet
+from bot.conversation.flows import FlowSet
 from bot.storage.db import Database
 from bot.storage.models import ChannelIdentity, OutboundMessage, Resident
 from channels.base import Channel, Outgoing, OutgoingChoice, SendError, Sent, StatusUpdate

@@ -19,11 +19,11 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bot import messages as M
+from bot.conversation import texts as M
 from bot.app import Kiezstimme
-from bot.engine import Msg, Reply
-from bot.outbox import PUSH_CHANNELS, Audience, BulkResult, audience_query, enqueue_bulk
-from bot.process import Phase, ReminderPoint, phase_announcements, reminder_points
+from bot.conversation.engine import Msg, Reply
+from bot.delivery.outbox import PUSH_CHANNELS, Audience, BulkResult, audience_query, enqueue_bulk
+from bot.participation.phases import Phase, ReminderPoint, phase_announcements, reminder_points
 from bot.storage.models import Feedback, Idea, Session
 from channels.registry import capabilities
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.flows import FlowError
+from bot.conversation.flows import FlowError
 
 log = logging.getLogger("bot")
 
@@ -55,7 +55,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     from aiohttp import web
 
     from bot.app import build
-    from bot.web import make_app
+    from bot.web.app import make_app
 
     kz = build(settings)
     await kz.db.migrate()
@@ -63,7 +63,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     runner = web.AppRunner(make_app(kz, background=settings.is_sqlite), access_log=None)
     clock = None
     if settings.is_sqlite:
-        from bot.clock import ReminderClock
+        from bot.participation.scheduler import ReminderClock
 
         clock = ReminderClock(kz, grace=settings.reminder_grace)
         clock.start()
@@ -88,7 +88,7 @@ async def _clock(settings: Settings) -> int:
     import signal
 
     from bot.app import build
-    from bot.clock import ReminderClock
+    from bot.participation.scheduler import ReminderClock
 
     kz = build(settings)
     clock = ReminderClock(kz, grace=settings.reminder_grace)
@@ -111,7 +111,7 @@ async def _phases(settings: Settings) -> int:
     from rich.table import Table
 
     from bot.app import build
-    from bot.reminders import schedule
+    from bot.participation.reminders import schedule
 
     kz = build(settings)
     now = kz.service.clock()
@@ -153,10 +153,10 @@ async def _broadcast(settings: Settings, args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from bot import broadcast as bc
+    from bot.participation import broadcasts as bc
     from bot.app import build
-    from bot.outbox import Audience
-    from bot.reminders import in_every_language
+    from bot.delivery.outbox import Audience
+    from bot.participation.reminders import in_every_language
 
     console = Console()
     kz = build(settings)
@@ -214,7 +214,7 @@ async def _broadcast(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _ideas_set_status(settings: Settings, reference: str, status: str, notify: bool) -> int:
     from bot.app import build
-    from bot.reminders import set_idea_status
+    from bot.participation.reminders import set_idea_status
 
     kz = build(settings)
     try:
@@ -302,7 +302,7 @@ async def _chat(settings: Settings, lang: str | None, resident: str, stdin: Text
 
 
 async def _export(settings: Settings, what: str, fmt: str, output: str | None) -> int:
-    from bot.export import export_feedback, export_ideas
+    from bot.participation.export import export_feedback, export_ideas
     from bot.storage.db import Database
 
     exporter = export_ideas if what == "ideas" else export_feedback
@@ -349,7 +349,7 @@ async def _telegram_set_webhook(settings: Settings) -> int:
 
 
 def _flows_check(settings: Settings, out: TextIO) -> int:
-    from bot.catalog_check import check
+    from bot.conversation.catalog_check import check
 
     problems, summary = check(settings)
     for line in summary:

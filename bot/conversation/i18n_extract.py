@@ -10,7 +10,7 @@ from typing import Any, BinaryIO, Iterator
 
 import yaml
 
-from bot.flows import _LineLoader
+from bot.conversation.flows import _LineLoader
 
 TEXT_KEYS = ("text", "label", "comment_text", "upcoming_text", "closed_text", "name", "description", "announcement")
 

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import yaml
 from zoneinfo import ZoneInfo
 
-from bot.process import Process, load_process
+from bot.participation.phases import Process, load_process
 
 NODE_KINDS = ("say", "ask_choice", "ask_text", "ask_media", "rate_statements", "branch", "gate", "action", "end")
 ACTIONS = ("set_language", "record_consent", "decline_consent", "set_updates", "store_idea")
