@@ -21,19 +21,10 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.conversation.engine import (
-    Context,
-    Conversation,
-    Dialogue,
-    Engine,
-    EraseResident,
-    Media,
-    Message,
-    Profile,
-    RecordConsent,
-    StoreFeedback,
-    StoreIdea,
-)
+from bot.conversation.engine import Engine
+from bot.conversation.session import Conversation, Dialogue, Profile
+from bot.conversation.step import Context, EraseResident, Message, RecordConsent, StoreFeedback, StoreIdea
+from bot.values import Media
 from channels import sms_text as sms
 from bot.delivery.media import DEFAULT_MAX_BYTES, MediaStore
 from bot.conversation.render import Renderer
@@ -48,7 +39,7 @@ from bot.storage.models import (
     Resident,
     Session,
 )
-from channels.base import Capabilities, Inbound, Outgoing, ReachabilityChange
+from bot.values import Capabilities, Inbound, Outgoing, ReachabilityChange
 from channels.registry import Channels, capabilities
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from channels.base import Capabilities
+from bot.values import Capabilities
 
 NAME = "console"
 CAPABILITIES = Capabilities(buttons=False, max_text=10_000)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from channels import console, telegram, twilio_sms, webchat, whatsapp
-from channels.base import Capabilities, Channel
+from channels.base import Channel
+from bot.values import Capabilities
 
 if TYPE_CHECKING:  # pragma: no cover
     from bot.config import Settings

@@ -17,8 +17,8 @@ from typing import Any
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 
-from bot.conversation.engine import Media
-from channels.base import Capabilities, Inbound, Outgoing, ReachabilityChange, SendError, Sent
+from bot.values import Media
+from bot.values import Capabilities, Inbound, Outgoing, ReachabilityChange, SendError, Sent
 from channels.telegram_http import AiohttpRequest
 
 NAME = "telegram"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bot.conversation.engine import Media
+from bot.values import Media
 from bot.delivery.media import kind_of
-from channels.base import Capabilities, Inbound, Outgoing, Sent
+from bot.values import Capabilities, Inbound, Outgoing, Sent
 from channels.twilio_base import TwilioAccount, e164
 
 NAME = "sms"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from channels.base import Capabilities, Inbound
+from bot.values import Capabilities, Inbound
 
 NAME = "webchat"
 CAPABILITIES = Capabilities(buttons=True, max_text=4000)

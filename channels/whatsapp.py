@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 from typing import Any, Mapping
 
-from channels.base import Capabilities, Inbound, Outgoing, Sent
+from bot.values import Capabilities, Inbound, Outgoing, Sent
 from channels.twilio_base import TwilioAccount, e164
 from channels.twilio_sms import remote_media
 

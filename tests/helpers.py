@@ -8,11 +8,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bot.config import SHIPPED_FLOWS_DIR, SHIPPED_I18N_DIR
-from bot.conversation.engine import Context, Conversation, Effect, Engine, Media, Message
+from bot.conversation.engine import Engine
+from bot.conversation.session import Conversation
+from bot.conversation.step import Context, Effect, Message
+from bot.values import Media
 from bot.conversation.flows import FlowSet, load_flows
 from bot.conversation.i18n import Catalogs
 from bot.conversation.render import Renderer
-from channels.base import Capabilities
+from bot.values import Capabilities
 
 NUMBERED = Capabilities(buttons=False)
 _flows_cache: dict[Path, tuple[FlowSet, Catalogs]] = {}

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.conversation.engine import EraseResident, Media, RecordConsent, StoreIdea, normalise
+from bot.conversation.engine import normalise
+from bot.conversation.step import EraseResident, RecordConsent, StoreIdea
+from bot.values import Media
 from tests.golden_tool import inputs, transcript
 from tests.helpers import Talk
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from bot.app import Kiezstimme
 from bot.config import SHIPPED_I18N_DIR
-from bot.conversation.engine import Media
+from bot.values import Media
 from bot.conversation.i18n import po_path
 from bot.conversation.language import detect
 from bot.conversation.render import FSI, PDI, format_value

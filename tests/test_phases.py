@@ -27,7 +27,7 @@ from bot.participation.reminders import send_announcement, send_reminder, set_id
 from bot.storage.seed import seed_residents
 from bot.storage.db import Database
 from bot.storage.models import OutboundMessage, Resident, Session
-from channels.base import Inbound
+from bot.values import Inbound
 from tests.conftest import Clock
 from tests.helpers import Talk
 

@@ -22,7 +22,7 @@ from bot.storage.models import (
     Resident,
     Session,
 )
-from channels.base import Inbound
+from bot.values import Inbound
 from tests.conftest import Clock, make_settings
 
 IDEA = "Mehr Bäume und Schatten auf dem Hermannplatz"

@@ -266,7 +266,7 @@ async def _worker(settings: Settings) -> int:
 async def _chat(settings: Settings, lang: str | None, resident: str, stdin: TextIO, stdout: TextIO) -> int:
     from bot.app import build
     from channels import console
-    from channels.base import Inbound
+    from bot.values import Inbound
 
     kz = build(settings)
     await kz.db.migrate()

@@ -18,6 +18,11 @@ from zoneinfo import ZoneInfo
 from typing import Any, Mapping
 
 from bot.conversation import texts as M
+from bot.values import Media
+from bot.conversation.session import Conversation, Dialogue, Profile
+from bot.conversation.step import (
+    Context, EraseResident, Message, Msg, Outcome, RecordConsent, Reply, ReplyChoice, StoreFeedback, StoreIdea, Effect,
+)
 from bot.conversation.flows import Choice, FlowSet, Node
 from bot.conversation.language import detect
 from bot.conversation.i18n import Catalogs
@@ -28,135 +33,6 @@ _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890
 _LETTERS = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه"})
 _QUOTES = "\"'«»“”„‘’‚‹›"
 PROFILE_FIELDS = ("language", "consented", "updates")
-
-
-# --- values the engine exchanges ---------------------------------------------
-
-
-@dataclass(frozen=True)
-class Msg:
-    """A translatable parameter value (e.g. a topic label)."""
-
-    msgid: str
-
-
-@dataclass(frozen=True)
-class ReplyChoice:
-    value: str
-    label: str  # msgid, or a literal when translate=False (language endonyms)
-    translate: bool = True
-
-
-@dataclass(frozen=True)
-class Reply:
-    msgid: str
-    language: str | None  # None: before one is chosen, in ``languages`` (or a default pair)
-    params: Mapping[str, Any] = field(default_factory=dict)
-    choices: tuple[ReplyChoice, ...] = ()
-    plural: str | None = None  # msgid_plural; the count is params[count]
-    count: str | None = None
-    languages: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Media:
-    kind: str  # "voice", "photo"; "too_large" / "unsupported" when refused
-    ref: str  # where the service stored it (relative to MEDIA_DIR); "" until fetched
-    mime: str = ""
-    size: int = 0
-    source: Mapping[str, Any] | None = field(default=None, compare=False)  # where the channel can fetch it
-
-
-@dataclass(frozen=True)
-class Message:
-    """A resident's input, normalised by the channel adapter."""
-
-    text: str | None = None
-    choice: str | None = None  # the value of a pressed button
-    media: Media | None = None
-    locale_hint: str | None = None
-
-
-@dataclass(frozen=True)
-class Context:
-    now: datetime
-    new_reference: str
-    session_timeout: timedelta = timedelta(hours=24)
-    accepts_media: bool = False
-    zone: tzinfo = ZoneInfo("Europe/Berlin")  # for the dates residents are told
-
-
-@dataclass(frozen=True)
-class StoreIdea:
-    reference: str
-    text: str
-    topic: str
-    district: str | None
-    language: str
-    media: tuple[Media, ...] = ()
-
-
-@dataclass(frozen=True)
-class StoreFeedback:
-    statement: str
-    rating: str
-    comment: str
-    language: str
-    media: tuple[Media, ...] = ()
-
-
-@dataclass(frozen=True)
-class RecordConsent:
-    version: str
-
-
-@dataclass(frozen=True)
-class EraseResident:
-    pass
-
-
-Effect = StoreIdea | StoreFeedback | RecordConsent | EraseResident
-
-
-@dataclass
-class Profile:
-    language: str | None = None
-    consented: bool = False
-    stopped: bool = False
-    updates: bool = False
-
-
-@dataclass
-class Dialogue:
-    node: str | None = None
-    vars: dict[str, Any] = field(default_factory=dict)
-    misses: int = 0
-    return_to: str | None = None
-    pending: str | None = None  # "confirm_delete" or "resume"
-    updated_at: str | None = None  # ISO 8601, UTC
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> "Dialogue":
-        if not data:
-            return cls()
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)
-
-
-@dataclass
-class Conversation:
-    profile: Profile = field(default_factory=Profile)
-    dialogue: Dialogue = field(default_factory=Dialogue)
-
-
-@dataclass
-class Outcome:
-    conversation: Conversation
-    replies: list[Reply] = field(default_factory=list)
-    effects: list[Effect] = field(default_factory=list)
 
 
 # --- text helpers -------------------------------------------------------------

@@ -19,9 +19,9 @@ from typing import Any, Mapping
 from babel.dates import format_date, format_time, get_datetime_format
 from babel.numbers import format_decimal
 
-from bot.conversation.engine import Msg, Reply
+from bot.conversation.step import Msg, Reply
 from bot.conversation.i18n import Catalogs, Translator
-from channels.base import Capabilities, Outgoing, OutgoingChoice
+from bot.values import Capabilities, Outgoing, OutgoingChoice
 
 log = logging.getLogger(__name__)
 FSI, PDI = "\u2068", "\u2069"  # first strong isolate, pop directional isolate

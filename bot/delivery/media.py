@@ -6,7 +6,7 @@ import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bot.conversation.engine import Media
+from bot.values import Media
 
 ACCEPTED: dict[str, dict[str, str]] = {
     "voice": {

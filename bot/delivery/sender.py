@@ -40,7 +40,8 @@ from sqlalchemy.orm import aliased
 from bot.conversation.flows import FlowSet
 from bot.storage.db import Database
 from bot.storage.models import ChannelIdentity, OutboundMessage, Resident
-from channels.base import Channel, Outgoing, OutgoingChoice, SendError, Sent, StatusUpdate
+from channels.base import Channel
+from bot.values import Outgoing, OutgoingChoice, SendError, Sent, StatusUpdate
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
