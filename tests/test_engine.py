@@ -314,3 +314,46 @@ def test_normalise() -> None:
     assert normalise("  Ja! ") == "ja"
     assert normalise("/start") == "start"
     assert normalise("١٢") == "12"
+
+
+# --- typed inputs besides a message: a reminder that fell due, a session expiry ------------
+
+
+def _due(talk: Talk, **idle: float):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from bot.conversation.step import Context, ReminderDue
+
+    ctx = Context(now=talk.now, new_reference="X")
+    return talk.engine.step(talk.conv, ReminderDue(("idea",), idle_after=timedelta(**(idle or {"minutes": 15}))), ctx)
+
+
+def test_reminder_due_tells_personal_general_and_busy_apart() -> None:
+    from bot.conversation.step import Remind
+
+    talk = Talk.shipped()
+    for line in STEPS["district"]:  # in the middle of an idea
+        talk.send(line)
+    outcome = _due(talk)
+    assert outcome.effects == [Remind("later")] and outcome.replies == []  # busy: not interrupted
+    assert outcome.conversation == talk.conv  # a reminder changes nothing of the session
+    talk.wait(hours=1)
+    assert _due(talk).effects == [Remind("personal")]  # left the idea unfinished
+    talk.send("MENU")
+    talk.wait(hours=1)
+    assert _due(talk).effects == [Remind("general")]  # at the menu: the general reminder
+
+
+def test_session_expired_input_asks_to_continue_or_restart() -> None:
+    from bot.conversation.step import Context, SessionExpired
+
+    talk = Talk.shipped()
+    for line in STEPS["district"]:
+        talk.send(line)
+    outcome = talk.engine.step(talk.conv, SessionExpired(), Context(now=talk.now, new_reference="X"))
+    assert outcome.conversation.dialogue.pending == "resume"
+    from bot.conversation import texts as M
+
+    assert [r.msgid for r in outcome.replies] == [M.RESUME_PROMPT]
+    talk.send("MENU")  # at the menu there is nothing to resume
+    assert talk.engine.step(talk.conv, SessionExpired(), Context(now=talk.now, new_reference="X")).replies == []

@@ -292,7 +292,8 @@ def test_voice_note_as_feedback_comment() -> None:
 def test_no_keyword_hides_an_answer_or_a_choice() -> None:
     """A keyword wins over any answer, so no keyword may also be an answer word or label."""
     from bot.conversation import texts as M
-    from bot.conversation.engine import Engine, _words, normalise
+    from bot.conversation.engine import Engine
+    from bot.conversation.matching import words as _words, normalise
 
     engine = Engine(FLOWS, CATALOGS)
     answers: dict[str, str] = {}

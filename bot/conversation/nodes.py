@@ -1,0 +1,225 @@
+"""The node kinds of a flow, each a small handler.
+
+Nodes that wait for the resident (``ask_choice``, ``ask_text``,
+``ask_media``, ``rate_statements``) have a handler with ``prompt`` and
+``answer``; nodes that pass through (``say``, ``branch``, ``gate``,
+``action``) have a function that returns where the dialogue goes next.
+``end`` is handled by the engine's walk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from bot.conversation import statements
+from bot.conversation import texts as M
+from bot.conversation.flows import Choice, Node
+from bot.conversation.matching import letters, media_problem
+from bot.conversation.session import Conversation, Profile
+from bot.conversation.step import EraseResident, Message, RecordConsent, StoreIdea
+from bot.values import Media
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.conversation.engine import Run
+
+SKIP = (Choice("skip", M.SKIP),)
+
+
+class WaitingNode(Protocol):
+    def prompt(self, run: Run, node: Node) -> None: ...
+
+    def answer(self, run: Run, node: Node, message: Message) -> None: ...
+
+
+class AskChoice:
+    def prompt(self, run: Run, node: Node) -> None:
+        run.ask(node)
+
+    def answer(self, run: Run, node: Node, message: Message) -> None:
+        picked = run.match(run.choice_list(node), message)
+        if picked is None and node.options == "languages" and run.guess_language(message.text):
+            picked = Choice(run.p.language or "", "", node.next)
+        if picked is None:
+            run.not_understood(node)
+            return
+        if node.save_as:
+            run.d.vars[node.save_as] = picked.value
+            if node.options == "languages":
+                run.d.vars.pop("_language_candidates", None)
+            else:
+                run.d.vars[f"{node.save_as}__label"] = picked.label
+        run.advance(picked.next or node.next, picked.returns_to)
+
+
+class AskText:
+    def prompt(self, run: Run, node: Node) -> None:
+        run.ask(node)
+
+    def answer(self, run: Run, node: Node, message: Message) -> None:
+        assert node.save_as
+        if message.media is not None:
+            if message.media.kind in node.accept_media:
+                run.d.vars[node.save_as] = (message.text or "").strip()
+                run.d.vars[f"{node.save_as}__media"] = [asdict(message.media)]
+                run.advance(node.next)
+            else:
+                run.not_understood(node, media_problem(message.media), reprompt=False)
+            return
+        if node.optional and run.match(SKIP, message) is not None:
+            run.d.vars[node.save_as] = ""
+            run.advance(node.next)
+            return
+        if message.text is None and message.choice is not None:
+            run.not_understood(node, M.TEXT_EMPTY)  # a button from an older message
+            return
+        text = (message.text or "").strip()
+        problem = text_problem(text, node.min_length, node.max_length)
+        if problem is not None:
+            msgid, params, count = problem
+            run.not_understood(node, msgid, params, reprompt=False, count=count)
+            return
+        run.d.vars[node.save_as] = text
+        run.d.vars.pop(f"{node.save_as}__media", None)
+        run.advance(node.next)
+
+
+def text_problem(text: str, min_length: int, max_length: int) -> tuple[Any, dict[str, Any], str | None] | None:
+    """Why a typed answer is not taken: (msgid, params, plural count), or None."""
+    if not text:
+        return M.TEXT_EMPTY, {}, None
+    if len(text) > max_length:
+        return M.TEXT_TOO_LONG, {"length": len(text), "max": max_length}, "max"
+    if len(text) < min_length:
+        return M.TEXT_TOO_SHORT, {"min": min_length}, "min"
+    if min_length > 1 and letters(text) < min(3, min_length):
+        return M.TEXT_NO_WORDS, {}, None
+    return None
+
+
+class AskMedia:
+    def prompt(self, run: Run, node: Node) -> None:
+        run.ask(node)
+
+    def answer(self, run: Run, node: Node, message: Message) -> None:
+        key = f"{node.save_as or node.id}__media"
+        if message.media is not None and message.media.kind in node.accept_media:
+            run.d.vars[key] = [asdict(message.media)]
+            run.advance(node.next)
+            return
+        if node.optional and run.match(SKIP, message) is not None:
+            run.d.vars.pop(key, None)
+            run.advance(node.next)
+            return
+        if message.media is not None:
+            run.not_understood(node, media_problem(message.media))
+            return
+        run.not_understood(node, M.MEDIA_EXPECTED)
+
+
+class RateStatements:
+    def prompt(self, run: Run, node: Node) -> None:
+        statements.prompt(run, node)
+
+    def answer(self, run: Run, node: Node, message: Message) -> None:
+        statements.answer(run, node, message)
+
+
+WAITING: dict[str, WaitingNode] = {
+    "ask_choice": AskChoice(),
+    "ask_text": AskText(),
+    "ask_media": AskMedia(),
+    "rate_statements": RateStatements(),
+}
+
+
+# --- nodes that pass through ----------------------------------------------------------
+
+
+def say(run: Run, node: Node) -> str | None:
+    run.say(node.text or "", run.params(node))
+    return node.next
+
+
+def branch(run: Run, node: Node) -> str | None:
+    return node.cases.get(run.lookup(node.on or ""), node.default)
+
+
+def gate(run: Run, node: Node) -> str | None:
+    """Go on if the dialogue's phase is open; else say when it opens or that it closed."""
+    process, now, zone = run.flows.process, run.ctx.now, run.ctx.zone
+    if process.is_open(node.dialogue or "", now):
+        return node.next
+    phase = process.phase_for(node.dialogue or "", now)
+    assert phase is not None
+    if phase.state(now) == "upcoming":
+        run.say(node.upcoming_text or "", {"date": phase.starts.astimezone(zone).date()})
+    else:
+        run.say(node.closed_text or "", {"date": phase.ends.astimezone(zone).date()})
+    return node.default
+
+
+def action(run: Run, node: Node) -> str | None:
+    do = ACTIONS.get(node.do or "")
+    if do is not None:
+        return do(run, node)
+    return node.next
+
+
+def _set_language(run: Run, node: Node) -> str | None:
+    code = run.d.vars.get("language")
+    if code and run.flows.language(code):
+        run.p.language = code
+    return node.next
+
+
+def _record_consent(run: Run, node: Node) -> str | None:
+    run.p.consented = True
+    run.effects.append(RecordConsent(run.flows.consent_version))
+    return node.next
+
+
+def _decline_consent(run: Run, node: Node) -> str | None:
+    run.effects.append(EraseResident())
+    run.conv = Conversation(profile=Profile(language=run.p.language))
+    return node.next
+
+
+def _set_updates(run: Run, node: Node) -> str | None:
+    run.p.updates = run.d.vars.get("updates") == "yes"
+    return node.next
+
+
+def _store_idea(run: Run, node: Node) -> str | None:
+    if run.too_late(node.flow):
+        run.reset()
+        return run.flows.menu if run.p.consented else None
+    v = run.d.vars
+    district = v.get("district")
+    run.effects.append(
+        StoreIdea(
+            reference=run.ctx.new_reference,
+            text=v.get("idea") or "",
+            topic=v.get("topic") or "",
+            district=None if district in (None, "none") else district,
+            language=run.p.language or run.flows.default_language.code,
+            media=tuple(Media(**m) for m in v.get("idea__media", []) + v.get("photo__media", [])),
+        )
+    )
+    v["reference"] = run.ctx.new_reference
+    return node.next
+
+
+ACTIONS: dict[str, Callable[[Run, Node], str | None]] = {
+    "set_language": _set_language,
+    "record_consent": _record_consent,
+    "decline_consent": _decline_consent,
+    "set_updates": _set_updates,
+    "store_idea": _store_idea,
+}
+PASSING: dict[str, Callable[[Run, Node], str | None]] = {
+    "say": say,
+    "branch": branch,
+    "gate": gate,
+    "action": action,
+}
