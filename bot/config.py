@@ -1,25 +1,28 @@
 """Configuration from the environment (12-factor), see INTERFACES.md.
 
-A misconfiguration stops start-up with one line naming the variable; secrets
+pydantic-settings reads and checks the variables; a misconfiguration stops
+start-up with one line naming the variable (:class:`ConfigError`); secrets
 are kept in ``SecretStr`` so they never show up in logs or reprs.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_FLOWS_DIR = PACKAGE_ROOT / "flows"
 SHIPPED_I18N_DIR = PACKAGE_ROOT / "i18n"
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_WHATSAPP_FROM = re.compile(r"(whatsapp:)?\+[1-9]\d{6,14}")
 
 
 class ConfigError(Exception):
@@ -36,27 +39,41 @@ def database_url_for_driver(url: str) -> str:
         return "sqlite+aiosqlite://" + url[len("sqlite://"):]
     if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
         return url
-    raise ConfigError(
-        "DATABASE_URL must start with sqlite:///, postgresql:// or postgres://"
+    raise ConfigError("DATABASE_URL must start with sqlite:///, postgresql:// or postgres://")
+
+
+def _http_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+class Settings(BaseSettings):
+    """Every variable of INTERFACES.md, with its default."""
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", case_sensitive=False, str_strip_whitespace=True, env_ignore_empty=True
     )
 
-
-@dataclass(frozen=True)
-class Settings:
     database_url: str = "sqlite:///data/kiezstimme.db"
     port: int = 8080
     public_url: str = ""
     flows_dir: Path = SHIPPED_FLOWS_DIR
-    i18n_dir: Path = SHIPPED_I18N_DIR
+    # the catalogs; not a variable of its own (a flows copy's translations live in $FLOWS_DIR/i18n)
+    i18n_dir: Path = Field(SHIPPED_I18N_DIR, validation_alias="KIEZSTIMME_I18N_DIR")
     media_dir: Path = Path("data/media")
     timezone: str = "Europe/Berlin"
     log_level: str = "INFO"
-    session_timeout: timedelta = timedelta(hours=24)
+    session_timeout_hours: float = 24
     media_max_bytes: int = 20 * 1024 * 1024
-    reminder_grace: timedelta = timedelta(minutes=60)
-    sms_price: float = 0.08
+    reminder_grace_minutes: float = 60
+    sms_price_per_segment: float = 0.08
     currency: str = "EUR"
-    rates: dict[str, float | None] = field(default_factory=lambda: {"telegram": 30.0, "sms": 1.0, "whatsapp": 80.0})
+    # per channel, in total across workers; unset = the channel's own default, 0 = no limit
+    telegram_rate_per_s: float | None = None
+    sms_segments_per_s: float | None = None
+    whatsapp_rate_per_s: float | None = None
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org"
@@ -67,6 +84,145 @@ class Settings:
     twilio_whatsapp_from: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
 
+    # -- checks, each naming its variable ------------------------------------------
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port(cls, value: Any) -> int:
+        try:
+            port = int(value)
+            if not 0 < port < 65536:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ValueError(f"PORT must be a port number, got {value!r}") from None
+        return port
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            database_url_for_driver(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"TIMEZONE is not a known time zone: {value!r}") from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if not isinstance(logging.getLevelName(level), int):
+            raise ValueError(f"LOG_LEVEL is not a logging level: {level!r}")
+        return level
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        return _http_url("PUBLIC_URL", value) if value else ""
+
+    @field_validator("telegram_api_base_url")
+    @classmethod
+    def _telegram_api(cls, value: str) -> str:
+        return _http_url("TELEGRAM_API_BASE_URL", value)
+
+    @field_validator("twilio_api_base_url")
+    @classmethod
+    def _twilio_api(cls, value: str) -> str:
+        return _http_url("TWILIO_API_BASE_URL", value)
+
+    @field_validator("flows_dir")
+    @classmethod
+    def _flows_dir(cls, value: Path) -> Path:
+        if not value.is_dir():
+            raise ValueError(f"FLOWS_DIR is not a folder: {str(value)!r}")
+        return value
+
+    @field_validator("session_timeout_hours", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> float:
+        return _number("SESSION_TIMEOUT_HOURS", value, "a number of hours")
+
+    @field_validator("reminder_grace_minutes", mode="before")
+    @classmethod
+    def _grace(cls, value: Any) -> float:
+        return _number("REMINDER_GRACE_MINUTES", value, "a number of minutes")
+
+    @field_validator("sms_price_per_segment", mode="before")
+    @classmethod
+    def _price(cls, value: Any) -> float:
+        return _number("SMS_PRICE_PER_SEGMENT", value, "a number, e.g. 0.08")
+
+    @field_validator("media_max_bytes", mode="before")
+    @classmethod
+    def _media_max(cls, value: Any) -> int:
+        if not str(value).strip().isdigit() or int(value) < 1:
+            raise ValueError(f"MEDIA_MAX_BYTES must be a positive number of bytes, got {value!r}")
+        return int(value)
+
+    @field_validator("telegram_rate_per_s", "sms_segments_per_s", "whatsapp_rate_per_s", mode="before")
+    @classmethod
+    def _rate(cls, value: Any, info: Any) -> float | None:
+        if value is None:
+            return None
+        return _number(info.field_name.upper(), value, "a number of messages per second (0 = no limit)")
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("twilio_whatsapp_from")
+    @classmethod
+    def _whatsapp_from(cls, value: str | None) -> str | None:
+        if value and not _WHATSAPP_FROM.fullmatch(value):
+            raise ValueError(f"TWILIO_WHATSAPP_FROM must look like whatsapp:+4930…, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _together(self) -> "Settings":
+        if self.telegram_bot_token and not self.telegram_webhook_secret:
+            raise ValueError("TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_BOT_TOKEN is set")
+        if bool(self.twilio_account_sid) != bool(self.twilio_auth_token):
+            missing = "TWILIO_AUTH_TOKEN" if self.twilio_account_sid else "TWILIO_ACCOUNT_SID"
+            raise ValueError(f"{missing} is required when the other Twilio credential is set")
+        if self.twilio_account_sid and not (
+            self.twilio_sms_from or self.twilio_messaging_service_sid or self.twilio_whatsapp_from
+        ):
+            raise ValueError(
+                "TWILIO_SMS_FROM, TWILIO_MESSAGING_SERVICE_SID or TWILIO_WHATSAPP_FROM is required with Twilio credentials"
+            )
+        return self
+
+    # -- derived values ---------------------------------------------------------------
+
+    @property
+    def rates(self) -> dict[str, float | None]:
+        """Send rates set by the operator, by channel (None = no limit); channels not named keep their default."""
+        given = {"telegram": self.telegram_rate_per_s, "sms": self.sms_segments_per_s, "whatsapp": self.whatsapp_rate_per_s}
+        return {name: (value or None) for name, value in given.items() if value is not None}
+
+    @property
+    def session_timeout(self) -> timedelta:
+        return timedelta(hours=self.session_timeout_hours)
+
+    @property
+    def reminder_grace(self) -> timedelta:
+        return timedelta(minutes=self.reminder_grace_minutes)
+
+    @property
+    def sms_price(self) -> float:
+        return self.sms_price_per_segment
+
     @property
     def driver_url(self) -> str:
         return database_url_for_driver(self.database_url)
@@ -74,6 +230,10 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.driver_url.startswith("sqlite")
+
+    @property
+    def database_kind(self) -> str:
+        return "sqlite" if self.is_sqlite else "postgresql"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -86,135 +246,39 @@ class Settings:
     def __repr__(self) -> str:  # never show secrets or full database URLs
         return f"Settings(database={self.database_kind}, public_url={self.base_url!r})"
 
-    @property
-    def database_kind(self) -> str:
-        return "sqlite" if self.is_sqlite else "postgresql"
+    __str__ = __repr__
 
 
-def _url(name: str, value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
-    return value.rstrip("/")
-
-
-def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Read and check the settings; raise ConfigError naming the variable."""
-    env = dict(os.environ if env is None else env)
-    get = lambda name: (env.get(name) or "").strip() or None  # noqa: E731
-
-    port_raw = get("PORT") or "8080"
+def _number(name: str, value: Any, what: str) -> float:
     try:
-        port = int(port_raw)
-        if not 0 < port < 65536:
+        number = float(value)
+        if number < 0:
             raise ValueError
-    except ValueError:
-        raise ConfigError(f"PORT must be a port number, got {port_raw!r}") from None
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {what}, got {value!r}") from None
+    return number
 
-    database_url = get("DATABASE_URL") or "sqlite:///data/kiezstimme.db"
+
+def _one_line(error: ValidationError) -> str:
+    """The first problem as one line that names the variable."""
+    first = error.errors()[0]
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    variable = str(first["loc"][0]).upper() if first.get("loc") else ""
+    if variable and variable not in message:
+        message = f"{variable}: {message}"
+    return message.splitlines()[0]
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check the settings (from ``env`` instead of the process
+    environment when given); raise ConfigError naming the variable."""
     try:
-        database_url_for_driver(database_url)
-    except ConfigError as exc:
-        raise ConfigError(f"DATABASE_URL: {exc}") from None
-
-    timezone = get("TIMEZONE") or "Europe/Berlin"
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"TIMEZONE is not a known time zone: {timezone!r}") from None
-
-    level = (get("LOG_LEVEL") or "INFO").upper()
-    if not isinstance(logging.getLevelName(level), int):
-        raise ConfigError(f"LOG_LEVEL is not a logging level: {level!r}")
-
-    public_url = get("PUBLIC_URL")
-    if public_url:
-        public_url = _url("PUBLIC_URL", public_url)
-
-    flows_dir = Path(get("FLOWS_DIR") or SHIPPED_FLOWS_DIR)
-    if not flows_dir.is_dir():
-        raise ConfigError(f"FLOWS_DIR is not a folder: {str(flows_dir)!r}")
-
-    timeout_raw = get("SESSION_TIMEOUT_HOURS") or "24"
-    try:
-        session_timeout = timedelta(hours=float(timeout_raw))
-    except ValueError:
-        raise ConfigError(f"SESSION_TIMEOUT_HOURS must be a number, got {timeout_raw!r}") from None
-
-    media_raw = get("MEDIA_MAX_BYTES") or str(20 * 1024 * 1024)
-    if not media_raw.isdigit() or int(media_raw) < 1:
-        raise ConfigError(f"MEDIA_MAX_BYTES must be a positive number of bytes, got {media_raw!r}")
-
-    rates: dict[str, float | None] = {}
-    for channel, name, default in (
-        ("telegram", "TELEGRAM_RATE_PER_S", "30"),
-        ("sms", "SMS_SEGMENTS_PER_S", "1"),
-        ("whatsapp", "WHATSAPP_RATE_PER_S", "80"),
-    ):
-        raw = get(name) or default
-        try:
-            value = float(raw)
-            if value < 0:
-                raise ValueError
-        except ValueError:
-            raise ConfigError(f"{name} must be a number of messages per second (0 = no limit), got {raw!r}") from None
-        rates[channel] = value or None
-
-    try:
-        reminder_grace = timedelta(minutes=float(get("REMINDER_GRACE_MINUTES") or 60))
-    except ValueError:
-        raise ConfigError("REMINDER_GRACE_MINUTES must be a number of minutes") from None
-    try:
-        sms_price = float(get("SMS_PRICE_PER_SEGMENT") or 0.08)
-    except ValueError:
-        raise ConfigError("SMS_PRICE_PER_SEGMENT must be a number, e.g. 0.08") from None
-
-    token = get("TELEGRAM_BOT_TOKEN")
-    secret = get("TELEGRAM_WEBHOOK_SECRET")
-    if token and not secret:
-        raise ConfigError("TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_BOT_TOKEN is set")
-    if secret is not None:
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
-            raise ConfigError(
-                "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
-            )
-
-    sid = get("TWILIO_ACCOUNT_SID")
-    auth = get("TWILIO_AUTH_TOKEN")
-    if bool(sid) != bool(auth):
-        missing = "TWILIO_AUTH_TOKEN" if sid else "TWILIO_ACCOUNT_SID"
-        raise ConfigError(f"{missing} is required when the other Twilio credential is set")
-    wa_from = get("TWILIO_WHATSAPP_FROM")
-    if wa_from and not re.fullmatch(r"(whatsapp:)?\+[1-9]\d{6,14}", wa_from):
-        raise ConfigError(f"TWILIO_WHATSAPP_FROM must look like whatsapp:+4930…, got {wa_from!r}")
-    if sid and not (get("TWILIO_SMS_FROM") or get("TWILIO_MESSAGING_SERVICE_SID") or wa_from):
-        raise ConfigError("TWILIO_SMS_FROM, TWILIO_MESSAGING_SERVICE_SID or TWILIO_WHATSAPP_FROM is required with Twilio credentials")
-
-    return Settings(
-        database_url=database_url,
-        port=port,
-        public_url=public_url or "",
-        flows_dir=flows_dir,
-        media_dir=Path(get("MEDIA_DIR") or "data/media"),
-        timezone=timezone,
-        log_level=level,
-        session_timeout=session_timeout,
-        media_max_bytes=int(media_raw),
-        rates=rates,
-        reminder_grace=reminder_grace,
-        sms_price=sms_price,
-        currency=get("CURRENCY") or "EUR",
-        telegram_bot_token=SecretStr(token) if token else None,
-        telegram_webhook_secret=SecretStr(secret) if secret else None,
-        telegram_api_base_url=_url(
-            "TELEGRAM_API_BASE_URL", get("TELEGRAM_API_BASE_URL") or "https://api.telegram.org"
-        ),
-        twilio_account_sid=sid,
-        twilio_auth_token=SecretStr(auth) if auth else None,
-        twilio_sms_from=get("TWILIO_SMS_FROM"),
-        twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID"),
-        twilio_whatsapp_from=get("TWILIO_WHATSAPP_FROM"),
-        twilio_api_base_url=_url(
-            "TWILIO_API_BASE_URL", get("TWILIO_API_BASE_URL") or "https://api.twilio.com"
-        ),
-    )
+        if env is None:
+            return Settings()
+        known = {name.upper() for name in Settings.model_fields} | {"KIEZSTIMME_I18N_DIR"}
+        values = {k.lower(): v for k, v in env.items() if k.upper() in known and str(v).strip()}
+        if "kiezstimme_i18n_dir" in values:
+            values["KIEZSTIMME_I18N_DIR"] = values.pop("kiezstimme_i18n_dir")
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import AsyncIterator
@@ -156,7 +155,7 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:
     env = {"DATABASE_URL": database_url, "MEDIA_DIR": str(tmp_path / "media"), "PORT": "8080", "FLOWS_DIR": str(OPEN_FLOWS)}
     settings = load_settings(env)
-    return replace(settings, **overrides) if overrides else settings
+    return settings.model_copy(update=overrides) if overrides else settings
 
 
 @pytest_asyncio.fixture

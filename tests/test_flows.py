@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,7 +87,7 @@ def test_duplicate_topic_id(flows_copy: Path) -> None:
 
 
 def _settings(flows: Path, i18n: Path):  # type: ignore[no-untyped-def]
-    return replace(load_settings({"FLOWS_DIR": str(flows)}), i18n_dir=i18n)
+    return load_settings({"FLOWS_DIR": str(flows), "KIEZSTIMME_I18N_DIR": str(i18n)})
 
 
 def test_shipped_catalogs_are_complete() -> None:
