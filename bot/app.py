@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from bot.config import Settings
 from bot.conversation.engine import Engine
-from bot.conversation.flows import FlowSet, load_flows
+from bot.conversation.flow_files import load_flows
+from bot.conversation.flows import FlowSet
 from bot.conversation.i18n import Catalogs
 from bot.delivery.inbox import InboxProcessor
 from bot.metrics import Metrics

@@ -12,7 +12,8 @@ from bot.conversation.engine import Engine
 from bot.conversation.session import Conversation
 from bot.conversation.step import Context, Effect, Message
 from bot.values import Media
-from bot.conversation.flows import FlowSet, load_flows
+from bot.conversation.flow_files import load_flows
+from bot.conversation.flows import FlowSet
 from bot.conversation.i18n import Catalogs
 from bot.conversation.render import Renderer
 from bot.values import Capabilities

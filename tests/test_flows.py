@@ -13,7 +13,8 @@ import pytest
 
 from bot.conversation.catalog_check import check
 from bot.config import SHIPPED_FLOWS_DIR, SHIPPED_I18N_DIR, load_settings
-from bot.conversation.flows import FlowError, load_flows
+from bot.conversation.flow_files import load_flows
+from bot.conversation.flows import FlowError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,7 +22,7 @@ from bot.participation.broadcasts import dry_run
 from bot.participation.scheduler import ReminderClock
 from bot.config import SHIPPED_FLOWS_DIR, load_settings
 from bot.delivery.outbox import Audience
-from bot.participation.phases import Process, QuietHours, outside_quiet_hours, parse_local, reminder_points
+from bot.conversation.phases import Process, QuietHours, outside_quiet_hours, parse_local, reminder_points
 from bot.participation.reminders import send_announcement, send_reminder, set_idea_status
 from bot.storage.seed import seed_residents
 from bot.storage.db import Database
@@ -72,7 +72,7 @@ def utc(text: str) -> datetime:
 
 
 def test_reminders_follow_local_time_across_the_march_dst_change(tmp_path: Path) -> None:
-    from bot.conversation.flows import load_flows
+    from bot.conversation.flow_files import load_flows
 
     flows = load_flows(process_with(tmp_path, "2027-03-01 00:00", "2027-03-30 12:00", "[7d, 2d, 3h]"), BERLIN)
     points = {p.offset: p for p in reminder_points(flows.process, BERLIN)}
@@ -84,7 +84,7 @@ def test_reminders_follow_local_time_across_the_march_dst_change(tmp_path: Path)
 
 
 def test_reminders_follow_local_time_across_the_october_dst_change(tmp_path: Path) -> None:
-    from bot.conversation.flows import load_flows
+    from bot.conversation.flow_files import load_flows
 
     flows = load_flows(process_with(tmp_path, "2027-10-01 00:00", "2027-11-02 18:00", "[7d, 2d]"), BERLIN)
     points = {p.offset: p for p in reminder_points(flows.process, BERLIN)}
@@ -108,7 +108,7 @@ def test_quiet_hours_postpone_to_the_morning_unless_past_the_deadline() -> None:
 
 
 def test_shipped_process_is_valid_and_its_reminders_respect_quiet_hours() -> None:
-    from bot.conversation.flows import load_flows
+    from bot.conversation.flow_files import load_flows
 
     flows = load_flows(SHIPPED_FLOWS_DIR, BERLIN)
     points = reminder_points(flows.process, BERLIN)
@@ -120,7 +120,8 @@ def test_shipped_process_is_valid_and_its_reminders_respect_quiet_hours() -> Non
 
 
 def test_broken_phases_are_reported(tmp_path: Path) -> None:
-    from bot.conversation.flows import FlowError, load_flows
+    from bot.conversation.flow_files import load_flows
+    from bot.conversation.flows import FlowError
 
     flows = process_with(tmp_path, "2027-01-05 00:00", "2027-01-01 00:00", "[7d, soon]")
     with pytest.raises(FlowError) as info:
@@ -134,7 +135,7 @@ def test_broken_phases_are_reported(tmp_path: Path) -> None:
 
 def talk_at(tmp_path: Path, now: datetime, starts: str = "2026-11-01 00:00", ends: str = "2027-01-02 23:59") -> Talk:
     from bot.conversation.engine import Engine
-    from bot.conversation.flows import load_flows
+    from bot.conversation.flow_files import load_flows
     from bot.conversation.i18n import Catalogs
     from bot.config import SHIPPED_I18N_DIR
 

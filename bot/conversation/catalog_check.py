@@ -8,7 +8,8 @@ from pathlib import Path
 
 from bot.conversation import texts as messages
 from bot.config import Settings
-from bot.conversation.flows import FlowError, FlowSet, load_flows
+from bot.conversation.flow_files import load_flows
+from bot.conversation.flows import FlowError, FlowSet
 from bot.conversation.i18n import Contextual, Plural, check_catalogs, po_path, read_catalog
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")

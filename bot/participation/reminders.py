@@ -23,7 +23,7 @@ from bot.conversation import texts as M
 from bot.app import Kiezstimme
 from bot.conversation.step import Msg, Reply
 from bot.delivery.outbox import PUSH_CHANNELS, Audience, BulkResult, audience_query, enqueue_bulk
-from bot.participation.phases import Phase, ReminderPoint, phase_announcements, reminder_points
+from bot.conversation.phases import Phase, ReminderPoint, phase_announcements, reminder_points
 from bot.storage.models import Feedback, Idea, Session
 from channels.registry import capabilities
 

@@ -19,7 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from bot.app import Kiezstimme
-from bot.participation.phases import reminder_points
+from bot.conversation.phases import reminder_points
 from bot.participation.reminders import RETRY_EVERY, send_announcement, send_reminder
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class ReminderClock:
             self._add(point.id, point.send_at, self.fire_reminder, point.id)
         for phase in self.kz.flows.process.phases:
             if phase.announcement:
-                from bot.participation.phases import outside_quiet_hours
+                from bot.conversation.phases import outside_quiet_hours
 
                 at = outside_quiet_hours(phase.starts, phase.ends, self.kz.flows.process.quiet_hours, zone)
                 self._add(f"announce:{phase.id}", at, self.fire_announcement, phase.id)
