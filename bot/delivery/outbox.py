@@ -11,7 +11,8 @@ from typing import Iterable
 
 from channels import sms_text as sms
 from bot.storage.db import Database
-from bot.storage.outbox import BULK, Audience, BulkResult, OutboxRepository
+from bot.storage.audience import Audience
+from bot.storage.outbox import BULK, BulkResult, OutboxRepository
 
 __all__ = ["BULK", "PUSH_CHANNELS", "Audience", "BulkResult", "channel_parts", "enqueue_bulk"]
 

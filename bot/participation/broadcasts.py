@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.app import Kiezstimme
 from bot.delivery.outbox import PUSH_CHANNELS, Audience, channel_parts, enqueue_bulk
+from bot.storage.audience import AudienceRepository
 from bot.storage.outbox import OutboxRepository
 from channels.registry import capabilities
 
@@ -29,7 +30,7 @@ class DryRun:
 async def dry_run(kz: Kiezstimme, texts: dict[str, str], fallback: str | None, audience: Audience, price_per_segment: float) -> DryRun:
     channels = tuple(c for c in PUSH_CHANNELS if c in kz.channels.push or c == "webchat")
     window = capabilities("whatsapp").reply_window
-    counts, outside = await OutboxRepository(kz.db).dry_run_counts(audience, channels, kz.service.clock() - window)
+    counts, outside = await AudienceRepository(kz.db).counts(audience, channels, kz.service.clock() - window)
     rows, without, total = [], {}, 0
     for channel, lang, n in sorted(counts, key=lambda r: (r[0], r[1] or "")):
         text_lang = lang if lang in texts else fallback if fallback in texts else None

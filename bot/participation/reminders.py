@@ -23,7 +23,7 @@ from bot.conversation.step import Msg, Reply
 from bot.delivery.outbox import PUSH_CHANNELS, Audience, BulkResult, enqueue_bulk
 from bot.participation.phases import Phase, ReminderPoint, phase_announcements, reminder_points
 from bot.storage.contributions import ContributionRepository
-from bot.storage.outbox import OutboxRepository
+from bot.storage.audience import AudienceRepository
 from bot.storage.sessions import SessionRepository
 from channels.registry import capabilities
 
@@ -71,7 +71,7 @@ def _left(deadline: datetime, now: datetime) -> tuple[int, bool]:
 async def _classify(kz: Kiezstimme, phase: Phase, now: datetime) -> tuple[list[int], list[int], int, int]:
     """(general ids, personal ids, skipped because done, deferred because busy)."""
     dialogues = phase.dialogues
-    ids = await OutboxRepository(kz.db).audience_residents(Audience(), PUSH_CHANNELS)
+    ids = await AudienceRepository(kz.db).residents(Audience(), PUSH_CHANNELS)
     done = await ContributionRepository(kz.db).participants(
         phase.starts, phase.ends, ideas="idea" in dialogues, feedback="feedback" in dialogues
     )

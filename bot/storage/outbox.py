@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from sqlalchemy import String, and_, bindparam, cast, exists, func, insert, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,10 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
+from bot.storage.audience import Audience, audience_query
 from bot.storage.db import Database
-from bot.storage.models import ChannelIdentity, Idea, OutboundMessage, Resident
+from bot.storage.models import OutboundMessage
 from bot.storage.residents import ResidentRepository
 from bot.values import Outgoing, StatusUpdate
+
+__all__ = ["BULK", "FINAL", "REPLY", "STATUS_RANK", "Audience", "BulkResult", "Delivered", "OutboxRepository", "SentRecord"]
 
 REPLY, BULK = 0, 1  # priority: replies always go first
 STATUS_RANK = {"queued": 1, "sending": 2, "accepted": 2, "sent": 3, "delivered": 4, "read": 5}
@@ -30,18 +33,6 @@ FINAL = {"failed", "undelivered"}
 BULK_COLUMNS = ["resident_id", "channel", "address", "language", "text", "payload", "priority",
                 "status", "attempts", "segments", "idempotency_key", "expires_at", "created_at"]
 Parts = Callable[[str, str], list[tuple[str, "int | None"]]]  # (channel, text) -> [(part, segments)]
-
-
-@dataclass(frozen=True)
-class Audience:
-    """Who gets a bulk message. Empty filters mean everyone who opted in."""
-
-    channels: tuple[str, ...] = ()
-    languages: tuple[str, ...] = ()
-    districts: tuple[str, ...] = ()  # of their ideas
-    topics: tuple[str, ...] = ()  # of their ideas
-    resident_ids: tuple[int, ...] | None = None
-    opted_in_only: bool = True
 
 
 @dataclass
@@ -74,35 +65,6 @@ class SentRecord:
     attempts: int
     error: str | None
     segments: int | None
-
-
-def audience_query(audience: Audience, channels: Iterable[str]) -> Select[Any]:
-    """Residents × their channel identities that the audience selects."""
-    wanted = [c for c in channels if not audience.channels or c in audience.channels]
-    query = (
-        select(Resident.id.label("resident_id"), Resident.language, ChannelIdentity.id.label("identity_id"),
-               ChannelIdentity.channel, ChannelIdentity.address)
-        .join(ChannelIdentity, ChannelIdentity.resident_id == Resident.id)
-        .where(
-            Resident.stopped_at.is_(None),
-            Resident.unreachable_at.is_(None),
-            Resident.consented_at.is_not(None),
-            ChannelIdentity.channel.in_(wanted),
-        )
-    )
-    if audience.opted_in_only:
-        query = query.where(Resident.updates_opt_in.is_(True))
-    if audience.languages:
-        query = query.where(Resident.language.in_(audience.languages))
-    if audience.resident_ids is not None:
-        query = query.where(Resident.id.in_(audience.resident_ids))
-    if audience.districts or audience.topics:
-        ideas = select(Idea.resident_id).where(
-            *([Idea.district.in_(audience.districts)] if audience.districts else []),
-            *([Idea.topic.in_(audience.topics)] if audience.topics else []),
-        )
-        query = query.where(Resident.id.in_(ideas))
-    return query
 
 
 def _claim_statement(channel: str, now: datetime, limit: int) -> Any:
@@ -144,6 +106,28 @@ def _claim_statement(channel: str, now: datetime, limit: int) -> Any:
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def _bulk_source(
+    base: Any, lang: str, channel: str, text_lang: str, part: str, segments: int | None,
+    key_prefix: str, payload: dict[str, Any], expires_at: datetime | None, now: datetime,
+) -> Select[Any]:
+    """One language's audience on one channel as outbox rows (see ``BULK_COLUMNS``) of one text part."""
+    return select(
+        base.c.resident_id,
+        base.c.channel,
+        base.c.address,
+        literal(text_lang),
+        literal(part),
+        literal(payload, OutboundMessage.payload.type),
+        literal(BULK),
+        literal("pending"),
+        literal(0),
+        literal(segments, OutboundMessage.segments.type),
+        literal(key_prefix) + cast(base.c.identity_id, String),
+        literal(expires_at, OutboundMessage.expires_at.type),
+        literal(now, OutboundMessage.created_at.type),
+    ).where(and_(base.c.language == lang, base.c.channel == channel))
 
 
 class OutboxRepository:
@@ -342,21 +326,10 @@ class OutboxRepository:
                 direction = (directions or {}).get(text_lang, "ltr")
                 for channel in channels:
                     for part_no, (part, segments) in enumerate(parts(channel, texts[text_lang])):
-                        source = select(
-                            base.c.resident_id,
-                            base.c.channel,
-                            base.c.address,
-                            literal(text_lang),
-                            literal(part),
-                            literal({"direction": direction, "choices": []}, OutboundMessage.payload.type),
-                            literal(BULK),
-                            literal("pending"),
-                            literal(0),
-                            literal(segments, OutboundMessage.segments.type),
-                            literal(f"{key}:{part_no}:") + cast(base.c.identity_id, String),
-                            literal(expires_at, OutboundMessage.expires_at.type),
-                            literal(now, OutboundMessage.created_at.type),
-                        ).where(and_(base.c.language == lang, base.c.channel == channel))
+                        source = _bulk_source(
+                            base, lang, channel, text_lang, part, segments, f"{key}:{part_no}:",
+                            {"direction": direction, "choices": []}, expires_at, now,
+                        )
                         inserted = await self._insert_bulk(conn, source)
                         if part_no == 0 and inserted:
                             result.enqueued[(channel, lang)] = result.enqueued.get((channel, lang), 0) + inserted
@@ -375,34 +348,6 @@ class OutboxRepository:
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
         )
         return (await conn.execute(stmt)).rowcount
-
-    async def audience_residents(self, audience: Audience, channels: Iterable[str]) -> set[int]:
-        base = audience_query(audience, channels).subquery()
-        async with self.db.read() as conn:
-            return set((await conn.execute(select(base.c.resident_id).distinct())).scalars())
-
-    async def dry_run_counts(
-        self, audience: Audience, channels: Iterable[str], window_since: datetime
-    ) -> tuple[list[tuple[str, str | None, int]], dict[str | None, int]]:
-        """(channel, language, residents) the audience has, and per language the WhatsApp
-        residents who last wrote before ``window_since`` (outside the reply window)."""
-        base = audience_query(audience, channels).subquery()
-        async with self.db.read() as conn:
-            counts = (
-                await conn.execute(
-                    select(base.c.channel, base.c.language, func.count()).group_by(base.c.channel, base.c.language)
-                )
-            ).all()
-            outside = (
-                await conn.execute(
-                    select(base.c.language, func.count())
-                    .join(ChannelIdentity, ChannelIdentity.id == base.c.identity_id)
-                    .where(base.c.channel == "whatsapp")
-                    .where((ChannelIdentity.last_inbound_at.is_(None)) | (ChannelIdentity.last_inbound_at < window_since))
-                    .group_by(base.c.language)
-                )
-            ).all()
-        return [tuple(r) for r in counts], dict(outside)  # type: ignore[misc]
 
     async def progress(self, key: str) -> list[tuple[str, str, int]]:
         """(channel, status, messages) of one bulk key."""
