@@ -17,8 +17,7 @@ from bot.conversation.render import Renderer
 from bot.delivery.sender import Sender
 from bot.service import Clock, ConversationService, utcnow
 from bot.storage.db import Database
-from bot.storage.models import InboundMessage, OutboundMessage
-from sqlalchemy import func, select
+from bot.storage.outbox import OutboxRepository
 from channels.registry import Channels, build_channels
 
 log = logging.getLogger(__name__)
@@ -56,19 +55,8 @@ class Kiezstimme:
 
     async def refresh_gauges(self) -> None:
         """Queue depths for /metrics, read when scraped."""
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(OutboundMessage.channel, OutboundMessage.priority, func.count())
-                    .where(OutboundMessage.status.in_(("pending", "sending")))
-                    .group_by(OutboundMessage.channel, OutboundMessage.priority)
-                )
-            ).all()
-            pending = (
-                await conn.execute(
-                    select(func.count()).select_from(InboundMessage).where(InboundMessage.status == "pending")
-                )
-            ).scalar_one()
+        rows = await OutboxRepository(self.db).queue_depth()
+        pending = await self.service.inbox.pending_count()
         self.metrics.queue_depth.clear()
         for channel, priority, count in rows:
             self.metrics.queue_depth.labels(channel, "reply" if priority == 0 else "bulk").set(count)

@@ -204,8 +204,7 @@ async def webchat(kz: Kiezstimme, client: str, *lines: str) -> list[str]:
     out = []
     for line in lines:
         inbound = Inbound(channel="webchat", address=client, provider_id=os.urandom(8).hex(), text=line)
-        await kz.service.receive(inbound)
-        await kz.inbox.drain("webchat", client)
+        await kz.inbox.receive(inbound, wait=True)
         out.extend(m.text for m in await kz.service.take_pending("webchat", client))
     return out
 

@@ -288,8 +288,7 @@ async def _chat(settings: Settings, lang: str | None, resident: str, stdin: Text
                 text=line.rstrip("\r\n"),
                 locale_hint=lang,
             )
-            if await kz.service.receive(inbound) is not None:
-                await kz.inbox.drain(inbound.channel, inbound.address)
+            await kz.inbox.receive(inbound, wait=True)
             for message in await kz.service.take_pending(console.NAME, resident):
                 stdout.write(message.text + "\n\n")
             stdout.flush()

@@ -57,10 +57,11 @@ class Engine:
 
     def step(self, conversation: Conversation, given: Input, ctx: Context) -> Outcome:
         """One step for one typed input; the conversation passed in is not changed."""
-        run = Run(self, copy.deepcopy(conversation), ctx)
-        if isinstance(given, ReminderDue):
+        if isinstance(given, ReminderDue):  # reads the conversation, changes nothing: no copy, no timestamp
+            run = Run(self, conversation, ctx)
             run.reminder_due(given)
-            return Outcome(run.conv, run.replies, run.effects)  # nothing the resident did: no timestamp
+            return Outcome(run.conv, run.replies, run.effects)
+        run = Run(self, copy.deepcopy(conversation), ctx)
         if isinstance(given, SessionExpired):
             run.expire()
         else:

@@ -1,12 +1,12 @@
-"""The inbox: durable storage with group commit, and processing strictly in
-order per resident, residents in parallel.
+"""The inbox: processing strictly in order per resident, residents in parallel.
 
-A webhook stores its message (``InboxWriter.store``: concurrent requests are
-committed together in one multi-row INSERT, so a burst costs a few commits,
-not one per message) and returns; ``InboxProcessor.submit`` then makes sure
-the messages of that (channel, address) are processed one after another in
-arrival order. ``recover`` picks up whatever was stored but not processed
-when a process stopped.
+``InboxProcessor.receive`` hands a message over: it is stored durably (the
+inbox repository commits concurrent requests together in one multi-row
+INSERT, so a burst costs a few commits, not one per message), then the
+messages of that (channel, address) are processed one after another in
+arrival order — in the background, or before ``receive`` returns with
+``wait=True`` (web chat, console). ``recover`` picks up whatever was stored
+but not processed when a process stopped.
 """
 
 from __future__ import annotations
@@ -15,75 +15,34 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from typing import Any
-
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.service import ConversationService
-from bot.storage.db import Database
-from bot.storage.models import InboundMessage
+from bot.values import Inbound
 
 log = logging.getLogger(__name__)
-
-
-class InboxWriter:
-    """Group commit for inbound messages."""
-
-    def __init__(self, db: Database, max_batch: int = 500) -> None:
-        self.db = db
-        self.max_batch = max_batch
-        self._queue: list[tuple[dict[str, Any], asyncio.Future[int | None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def store(self, row: dict[str, Any]) -> int | None:
-        """Durably store one message; its inbox id, or None if seen before."""
-        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._queue.append((row, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        while self._queue:
-            await asyncio.sleep(0)  # let requests that arrive meanwhile join this commit
-            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            try:
-                ids = await self._insert([row for row, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - every waiting request hears of it
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            taken: set[tuple[str, str]] = set()
-            for row, future in batch:
-                key = (row["channel"], row["provider_id"])
-                inbox_id = ids.get(key) if key not in taken else None
-                taken.add(key)
-                if not future.done():
-                    future.set_result(inbox_id)
-
-    async def _insert(self, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
-        insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
-        stmt = (
-            insert(InboundMessage)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-            .returning(InboundMessage.id, InboundMessage.channel, InboundMessage.provider_id)
-        )
-        async with self.db.transaction() as conn:
-            result = (await conn.execute(stmt)).all()
-        return {(r.channel, r.provider_id): r.id for r in result}
 
 
 class InboxProcessor:
     def __init__(self, service: ConversationService) -> None:
         self.service = service
+        self.inbox = service.inbox  # the service's repository: one group commit
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # a few steps at a time: acknowledging webhooks must not starve behind a backlog
         self._working = asyncio.Semaphore(8)
+
+    async def receive(self, inbound: Inbound, *, wait: bool = False) -> bool:
+        """Store a message durably; False if it was seen before. A new one is
+        processed in order after the sender's earlier messages: in the
+        background, or before returning with ``wait``."""
+        if await self.service.receive(inbound) is None:
+            return False
+        if wait:
+            await self.drain(inbound.channel, inbound.address)
+        else:
+            self.submit(inbound.channel, inbound.address)
+        return True
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -98,19 +57,7 @@ class InboxProcessor:
         try:
             async with lock:
                 while True:
-                    async with self.service.db.read() as conn:
-                        ids = (
-                            await conn.execute(
-                                select(InboundMessage.id)
-                                .where(
-                                    InboundMessage.status == "pending",
-                                    InboundMessage.channel == channel,
-                                    InboundMessage.address == address,
-                                )
-                                .order_by(InboundMessage.id)
-                                .limit(20)
-                            )
-                        ).scalars().all()
+                    ids = await self.inbox.pending_ids(channel, address, limit=20)
                     if not ids:
                         return
                     for inbox_id in ids:
@@ -141,12 +88,8 @@ class InboxProcessor:
     async def recover(self, min_age: float = 0.0) -> int:
         """Process what was stored but not processed (by a process that died, or
         ``min_age`` seconds ago or longer: leave fresh ones to the web process)."""
-        query = select(InboundMessage.channel, InboundMessage.address).where(InboundMessage.status == "pending")
-        if min_age:
-            query = query.where(InboundMessage.received_at < self.service.clock() - timedelta(seconds=min_age))
-        async with self.service.db.read() as conn:
-            keys = (await conn.execute(query.distinct())).all()
-        keys = [k for k in keys if (k.channel, k.address) not in self._locks]
+        before = self.service.clock() - timedelta(seconds=min_age) if min_age else None
+        keys = [k for k in await self.inbox.pending_senders(before) if k not in self._locks]
         for channel, address in keys:
             self.submit(channel, address)
         return len(keys)

@@ -34,12 +34,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import and_, bindparam, exists, func, select, text, update
-from sqlalchemy.orm import aliased
-
 from bot.conversation.flows import FlowSet
 from bot.storage.db import Database
-from bot.storage.models import ChannelIdentity, OutboundMessage, Resident
+from bot.storage.outbox import FINAL, STATUS_RANK, OutboxRepository, SentRecord
+from bot.storage.residents import ResidentRepository
 from channels.base import Channel
 from bot.values import Outgoing, OutgoingChoice, SendError, Sent, StatusUpdate
 
@@ -111,6 +109,8 @@ class ChannelSender:
         self.name = name
         self.channel = channel
         self.db = db
+        self.outbox = OutboxRepository(db)
+        self.residents = ResidentRepository(db)
         self.flows = flows
         self.clock = clock
         self.bucket = Pacer(rate)
@@ -134,17 +134,13 @@ class ChannelSender:
             return True
         try:
             if self._leader_conn is not None:
-                await self._leader_conn.execute(text("SELECT 1"))
+                await self.db.ping(self._leader_conn)
                 return True
-            conn = await self.db.engine.connect()
-            key = zlib.crc32(f"kiezstimme-sender:{self.name}".encode())
-            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar_one()
-            await conn.commit()
-            if got:
+            conn = await self.db.try_session_lock(zlib.crc32(f"kiezstimme-sender:{self.name}".encode()))
+            if conn is not None:
                 self._leader_conn = conn
                 log.info("this worker now sends the %s channel", self.name)
                 return True
-            await conn.close()
         except Exception:  # noqa: BLE001 - a lost connection means the lock is gone too
             log.warning("lost the %s sender lock; will try again", self.name)
             await self._resign()
@@ -188,70 +184,10 @@ class ChannelSender:
         if not force and time.monotonic() - self._last_sweep < 5:
             return
         self._last_sweep = time.monotonic()
-        now = self.clock()
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                update(OutboundMessage)
-                .where(
-                    OutboundMessage.channel == self.name,
-                    OutboundMessage.status == "pending",
-                    OutboundMessage.expires_at <= now,
-                )
-                .values(status="expired", error="expired before it could be sent", updated_at=now)
-            )
-            await conn.execute(
-                update(OutboundMessage)
-                .where(
-                    OutboundMessage.channel == self.name,
-                    OutboundMessage.status == "sending",
-                    OutboundMessage.updated_at < now - LEASE,
-                )
-                .values(status="pending", updated_at=now)
-            )
+        await self.outbox.sweep(self.name, self.clock(), LEASE)
 
     async def claim(self) -> list[Any]:
-        now = self.clock()
-        o = aliased(OutboundMessage)
-        earlier = aliased(OutboundMessage)
-        blocked = exists().where(  # an earlier message to the same resident still waits or is in flight
-            earlier.channel == o.channel,
-            earlier.address == o.address,
-            earlier.id < o.id,
-            (earlier.status == "sending") | ((earlier.status == "pending") & (earlier.next_attempt_at > now)),
-        )
-        candidates = (
-            select(o.id)
-            .where(
-                o.channel == self.name,
-                o.status == "pending",
-                (o.next_attempt_at.is_(None)) | (o.next_attempt_at <= now),
-                ~blocked,
-            )
-            .order_by(o.priority, o.id)
-            .limit(self.batch)
-            .with_for_update(skip_locked=True)
-        )
-        stmt = (
-            update(OutboundMessage)
-            .where(OutboundMessage.id.in_(candidates.scalar_subquery()), OutboundMessage.status == "pending")
-            .values(status="sending", updated_at=now)
-            .returning(
-                OutboundMessage.id,
-                OutboundMessage.address,
-                OutboundMessage.resident_id,
-                OutboundMessage.language,
-                OutboundMessage.text,
-                OutboundMessage.payload,
-                OutboundMessage.attempts,
-                OutboundMessage.priority,
-                OutboundMessage.segments,
-                OutboundMessage.expires_at,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        async with self.db.transaction() as conn:
-            rows = (await conn.execute(stmt)).all()
-        return sorted(rows, key=lambda r: (r.priority, r.id))
+        return await self.outbox.claim(self.name, self.clock(), self.batch)
 
     async def drain_once(self) -> int:
         rows = await self.claim()
@@ -282,16 +218,7 @@ class ChannelSender:
         return self.channel.capabilities.reply_window
 
     async def _last_inbound(self, rows: list[Any]) -> dict[str, datetime | None]:
-        addresses = {r.address for r in rows}
-        async with self.db.read() as conn:
-            found = (
-                await conn.execute(
-                    select(ChannelIdentity.address, ChannelIdentity.last_inbound_at).where(
-                        ChannelIdentity.channel == self.name, ChannelIdentity.address.in_(addresses)
-                    )
-                )
-            ).all()
-        return {r.address: r.last_inbound_at for r in found}
+        return await self.residents.last_inbound(self.name, {r.address for r in rows})
 
     def _outgoing(self, row: Any, windows: dict[str, datetime | None]) -> Outgoing | None:
         payload = row.payload or {}
@@ -332,54 +259,49 @@ class ChannelSender:
 
     async def _record(self, results: list[Result]) -> None:
         now = self.clock()
+        sent = [
+            SentRecord(
+                id=r.row.id,
+                provider_id=r.sent.provider_id,
+                attempts=r.row.attempts + 1,
+                error="sent as a template (outside the WhatsApp window)" if r.template else None,
+                segments=r.sent.segments,
+            )
+            for r in results
+            if r.sent is not None
+        ]
+        outcomes: list[tuple[Result, dict[str, Any]]] = []
         marks: list[tuple[Any, SendError]] = []
-        sent = [r for r in results if r.sent is not None]
-        async with self.db.transaction() as conn:
-            if sent:  # the common case in one executemany, not one round trip per message
-                await conn.execute(
-                    update(OutboundMessage)
-                    .where(OutboundMessage.id == bindparam("b_id"))
-                    .values(
-                        status="sent",
-                        provider_id=bindparam("b_provider"),
-                        sent_at=now,
-                        updated_at=now,
-                        attempts=bindparam("b_attempts"),
-                        error=bindparam("b_error"),
-                        segments=func.coalesce(bindparam("b_segments", type_=OutboundMessage.segments.type), OutboundMessage.segments),
-                    ),
-                    [
-                        {
-                            "b_id": r.row.id,
-                            "b_provider": r.sent.provider_id,  # type: ignore[union-attr]
-                            "b_attempts": r.row.attempts + 1,
-                            "b_error": "sent as a template (outside the WhatsApp window)" if r.template else None,
-                            "b_segments": r.sent.segments,  # type: ignore[union-attr]
-                        }
-                        for r in sent
-                    ],
-                )
-                if self.metrics is not None:
-                    self.metrics.outbound.labels(self.name, "sent").inc(len(sent))
-            for r in results:
-                if r.sent is not None:
-                    continue
-                values: dict[str, Any] = {"updated_at": now}
-                if r.skipped == "__release__":
-                    values["status"] = "pending"
-                elif r.skipped is not None:
-                    values.update(status="expired" if r.skipped.startswith("expired") else "skipped", error=r.skipped)
-                else:
-                    values.update(self._failure(r.row, r.error, now))  # type: ignore[arg-type]
-                    if values["status"] == "failed" and (r.error.unreachable or r.error.opted_out):  # type: ignore[union-attr]
-                        marks.append((r.row, r.error))  # type: ignore[arg-type]
-                await conn.execute(update(OutboundMessage).where(OutboundMessage.id == r.row.id).values(**values))
-                if self.metrics is not None:
-                    self.metrics.outbound.labels(self.name, values.get("status", "pending")).inc()
-                    if values.get("status") == "pending" and r.error is not None:
-                        self.metrics.retries.labels(self.name).inc()
+        for r in results:
+            if r.sent is not None:
+                continue
+            values: dict[str, Any] = {"updated_at": now}
+            if r.skipped == "__release__":
+                values["status"] = "pending"
+            elif r.skipped is not None:
+                values.update(status="expired" if r.skipped.startswith("expired") else "skipped", error=r.skipped)
+            else:
+                values.update(self._failure(r.row, r.error, now))  # type: ignore[arg-type]
+                if values["status"] == "failed" and (r.error.unreachable or r.error.opted_out):  # type: ignore[union-attr]
+                    marks.append((r.row, r.error))  # type: ignore[arg-type]
+            outcomes.append((r, values))
+        async with self.db.transaction() as conn:  # the whole batch in one transaction
+            await self.outbox.record_sent(conn, sent, now)  # one executemany, not a round trip per message
+            for r, values in outcomes:
+                await self.outbox.record_outcome(conn, r.row.id, values)
             for row, error in marks:
                 await self._mark_resident(conn, row, error, now)
+        self._count(len(sent), outcomes)
+
+    def _count(self, sent: int, outcomes: list[tuple[Result, dict[str, Any]]]) -> None:
+        if self.metrics is None:
+            return
+        if sent:
+            self.metrics.outbound.labels(self.name, "sent").inc(sent)
+        for r, values in outcomes:
+            self.metrics.outbound.labels(self.name, values.get("status", "pending")).inc()
+            if values.get("status") == "pending" and r.error is not None:
+                self.metrics.retries.labels(self.name).inc()
 
     def _failure(self, row: Any, exc: SendError, now: datetime) -> dict[str, Any]:
         attempts = row.attempts + 1
@@ -398,24 +320,11 @@ class ChannelSender:
 
     async def _mark_resident(self, conn: Any, row: Any, exc: SendError, now: datetime) -> None:
         if row.resident_id is not None:
-            values: dict[str, Any] = {}
-            if exc.unreachable:
-                values["unreachable_at"] = now
-            if exc.opted_out:
-                values["stopped_at"] = now
-            await conn.execute(update(Resident).where(Resident.id == row.resident_id).values(**values))
-        # nothing more goes to someone who cannot or will not receive it
-        await conn.execute(
-            update(OutboundMessage)
-            .where(
-                and_(
-                    OutboundMessage.channel == self.name,
-                    OutboundMessage.address == row.address,
-                    OutboundMessage.status == "pending",
-                )
+            await self.residents.mark_undeliverable(
+                conn, row.resident_id, now, unreachable=exc.unreachable, opted_out=exc.opted_out
             )
-            .values(status="failed", error=f"not sent: {exc.reason}"[:200], updated_at=now)
-        )
+        # nothing more goes to someone who cannot or will not receive it
+        await self.outbox.fail_remaining(conn, self.name, row.address, exc.reason, now)
 
 
 class Sender:
@@ -459,30 +368,9 @@ class Sender:
         self._tasks = []
 
 
-STATUS_RANK = {"queued": 1, "sending": 2, "accepted": 2, "sent": 3, "delivered": 4, "read": 5}
-FINAL = {"failed", "undelivered"}
+__all__ = ["FINAL", "STATUS_RANK", "ChannelSender", "Pacer", "Sender", "backoff", "record_status"]
 
 
 async def record_status(db: Database, clock: Clock, report: StatusUpdate) -> bool:
     """Apply a provider's delivery report; never moves a message backwards."""
-    async with db.transaction() as conn:
-        row = (
-            await conn.execute(
-                select(OutboundMessage.id, OutboundMessage.status, OutboundMessage.resident_id).where(
-                    OutboundMessage.provider_id == report.provider_id
-                )
-            )
-        ).first()
-        if row is None:
-            return False
-        if row.status in FINAL:
-            return True
-        if report.status not in FINAL and STATUS_RANK.get(report.status, 0) <= STATUS_RANK.get(row.status, 0):
-            return True
-        values: dict[str, Any] = {"status": report.status, "updated_at": clock()}
-        if report.error:
-            values["error"] = report.error[:200]
-        await conn.execute(update(OutboundMessage).where(OutboundMessage.id == row.id).values(**values))
-        if report.opted_out and row.resident_id is not None:
-            await conn.execute(update(Resident).where(Resident.id == row.resident_id).values(stopped_at=clock()))
-    return True
+    return await OutboxRepository(db).record_status(report, clock())

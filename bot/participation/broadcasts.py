@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-
 from bot.app import Kiezstimme
-from bot.delivery.outbox import PUSH_CHANNELS, Audience, audience_query, channel_parts, enqueue_bulk
-from bot.storage.models import ChannelIdentity, OutboundMessage
+from bot.delivery.outbox import PUSH_CHANNELS, Audience, channel_parts, enqueue_bulk
+from bot.storage.audience import AudienceRepository
+from bot.storage.outbox import OutboxRepository
 from channels.registry import capabilities
 
 FINAL = ("sent", "delivered", "read", "failed", "undelivered", "skipped", "expired", "in web chat")
@@ -30,20 +29,8 @@ class DryRun:
 
 async def dry_run(kz: Kiezstimme, texts: dict[str, str], fallback: str | None, audience: Audience, price_per_segment: float) -> DryRun:
     channels = tuple(c for c in PUSH_CHANNELS if c in kz.channels.push or c == "webchat")
-    base = audience_query(audience, channels).subquery()
-    now = kz.service.clock()
     window = capabilities("whatsapp").reply_window
-    async with kz.db.read() as conn:
-        counts = (await conn.execute(select(base.c.channel, base.c.language, func.count()).group_by(base.c.channel, base.c.language))).all()
-        outside = dict(
-            (await conn.execute(
-                select(base.c.language, func.count())
-                .join(ChannelIdentity, ChannelIdentity.id == base.c.identity_id)
-                .where(base.c.channel == "whatsapp")
-                .where((ChannelIdentity.last_inbound_at.is_(None)) | (ChannelIdentity.last_inbound_at < now - window))
-                .group_by(base.c.language)
-            )).all()
-        )
+    counts, outside = await AudienceRepository(kz.db).counts(audience, channels, kz.service.clock() - window)
     rows, without, total = [], {}, 0
     for channel, lang, n in sorted(counts, key=lambda r: (r[0], r[1] or "")):
         text_lang = lang if lang in texts else fallback if fallback in texts else None
@@ -81,14 +68,8 @@ async def send(kz: Kiezstimme, key: str, texts: dict[str, str], fallback: str | 
 async def progress(kz: Kiezstimme, key: str) -> dict[str, int]:
     """Messages of one broadcast by status; web chat ones wait for the resident to
     open the page and count as "in web chat"."""
-    async with kz.db.read() as conn:
-        rows = (await conn.execute(
-            select(OutboundMessage.channel, OutboundMessage.status, func.count())
-            .where(OutboundMessage.idempotency_key.like(f"{key}:%"))
-            .group_by(OutboundMessage.channel, OutboundMessage.status)
-        )).all()
     counts: dict[str, int] = {}
-    for channel, status, n in rows:
+    for channel, status, n in await OutboxRepository(kz.db).progress(key):
         if channel == "webchat" and status == "pending":
             status = "in web chat"
         counts[status] = counts.get(status, 0) + n

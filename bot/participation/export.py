@@ -6,11 +6,9 @@ import csv
 import json
 from typing import Any, TextIO
 
-from sqlalchemy import select
-
 from bot.config import Settings
+from bot.storage.contributions import ContributionRepository
 from bot.storage.db import Database
-from bot.storage.models import Feedback, Idea, Resident
 
 IDEA_FIELDS = (
     "reference",
@@ -45,13 +43,7 @@ def spreadsheet_safe(value: str) -> str:
 async def idea_records(db: Database, settings: Settings) -> list[dict[str, Any]]:
     zone = settings.zone
     base = settings.base_url
-    query = (
-        select(Idea.__table__, Resident.pseudonym)
-        .join(Resident, Resident.id == Idea.resident_id)
-        .order_by(Idea.created_at, Idea.id)
-    )
-    async with db.read() as conn:
-        rows = (await conn.execute(query)).all()
+    rows = await ContributionRepository(db).idea_records()
     return [
         {
             "reference": r.reference,
@@ -72,13 +64,7 @@ async def idea_records(db: Database, settings: Settings) -> list[dict[str, Any]]
 async def feedback_records(db: Database, settings: Settings) -> list[dict[str, Any]]:
     zone = settings.zone
     base = settings.base_url
-    query = (
-        select(Feedback.__table__, Resident.pseudonym)
-        .join(Resident, Resident.id == Feedback.resident_id)
-        .order_by(Feedback.created_at, Feedback.id)
-    )
-    async with db.read() as conn:
-        rows = (await conn.execute(query)).all()
+    rows = await ContributionRepository(db).feedback_records()
     return [
         {
             "statement": r.statement,

@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-
 from bot.conversation import texts as M
 from bot.app import Kiezstimme
-from bot.conversation.step import Msg, Reply
-from bot.delivery.outbox import PUSH_CHANNELS, Audience, BulkResult, audience_query, enqueue_bulk
+from bot.conversation.session import Conversation
+from bot.conversation.step import Context, Msg, Remind, ReminderDue, Reply
+from bot.delivery.outbox import PUSH_CHANNELS, Audience, BulkResult, enqueue_bulk
 from bot.conversation.phases import Phase, ReminderPoint, phase_announcements, reminder_points
-from bot.storage.models import Feedback, Idea, Session
+from bot.storage.contributions import ContributionRepository
+from bot.storage.audience import AudienceRepository
+from bot.storage.sessions import SessionRepository
 from channels.registry import capabilities
 
 log = logging.getLogger(__name__)
@@ -71,29 +72,24 @@ def _left(deadline: datetime, now: datetime) -> tuple[int, bool]:
 async def _classify(kz: Kiezstimme, phase: Phase, now: datetime) -> tuple[list[int], list[int], int, int]:
     """(general ids, personal ids, skipped because done, deferred because busy)."""
     dialogues = phase.dialogues
-    base = audience_query(Audience(), PUSH_CHANNELS).subquery()
-    async with kz.db.read() as conn:
-        ids = set((await conn.execute(select(base.c.resident_id).distinct())).scalars())
-        done: set[int] = set()
-        if "idea" in dialogues:
-            done |= set((await conn.execute(
-                select(Idea.resident_id).where(Idea.created_at >= phase.starts, Idea.created_at <= phase.ends)
-            )).scalars())
-        if "feedback" in dialogues:
-            done |= set((await conn.execute(
-                select(Feedback.resident_id).where(Feedback.created_at >= phase.starts, Feedback.created_at <= phase.ends)
-            )).scalars())
-        sessions = (await conn.execute(
-            select(Session.resident_id, Session.state, Session.updated_at).where(Session.resident_id.in_(ids))
-        )).all() if ids else []
+    ids = await AudienceRepository(kz.db).residents(Audience(), PUSH_CHANNELS)
+    done = await ContributionRepository(kz.db).participants(
+        phase.starts, phase.ends, ideas="idea" in dialogues, feedback="feedback" in dialogues
+    )
+    by_id = await SessionRepository(kz.db).of_residents(ids)
+    due = ReminderDue(tuple(dialogues), idle_after=IDLE_AFTER)
+    ctx = Context(now=now, new_reference="")
     general, personal, deferred = [], [], 0
-    by_id = {s.resident_id: s for s in sessions}
     for rid in ids - done:
         session = by_id.get(rid)
-        node = (session.state or {}).get("node") if session else None
-        if node and session.updated_at > now - IDLE_AFTER:
+        if session is None:
+            general.append(rid)
+            continue
+        outcome = kz.engine.step(Conversation(dialogue=session.dialogue), due, ctx)
+        kind = next((e.kind for e in outcome.effects if isinstance(e, Remind)), "general")
+        if kind == "later":
             deferred += 1  # busy: do not interrupt; a later run picks them up
-        elif node and node.split(".")[0] in dialogues and not node.endswith(".start"):
+        elif kind == "personal":
             personal.append(rid)
         else:
             general.append(rid)
@@ -147,18 +143,16 @@ STATUS_MESSAGES = {"approved": M.IDEA_APPROVED, "hidden": M.IDEA_HIDDEN}
 
 async def set_idea_status(kz: Kiezstimme, reference: str, status: str, now: datetime, notify: bool = True) -> tuple[bool, int]:
     """Change an idea's status; tell the resident (if they opted in). (found, notices enqueued)."""
-    async with kz.db.transaction() as conn:
-        row = (await conn.execute(select(Idea.id, Idea.resident_id).where(Idea.reference == reference.upper()))).first()
-        if row is None:
-            return False, 0
-        await conn.execute(update(Idea).where(Idea.id == row.id).values(status=status))
+    resident_id = await ContributionRepository(kz.db).set_idea_status(reference.upper(), status)
+    if resident_id is None:
+        return False, 0
     msgid = STATUS_MESSAGES.get(status)
     if not notify or msgid is None:
         return True, 0
     texts, directions = in_every_language(kz, msgid, {"reference": reference.upper()})
     result = await enqueue_bulk(
         kz.db, key=f"status:{reference.upper()}:{status}", texts=texts,
-        audience=Audience(resident_ids=(row.resident_id,)), channels=tuple(kz.channels.push) + ("webchat",),
+        audience=Audience(resident_ids=(resident_id,)), channels=tuple(kz.channels.push) + ("webchat",),
         now=now, directions=directions,
     )
     kz.sender.wake()

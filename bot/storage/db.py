@@ -74,6 +74,25 @@ class Database:
             log.warning("database health check failed", exc_info=True)
             return False
 
+    async def try_session_lock(self, key: int) -> AsyncConnection | None:
+        """A session-level advisory lock (PostgreSQL), held as long as the returned
+        connection lives; None if someone else holds it."""
+        conn = await self.engine.connect()
+        try:
+            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar_one()
+            await conn.commit()
+        except BaseException:
+            await conn.close()
+            raise
+        if got:
+            return conn
+        await conn.close()
+        return None
+
+    async def ping(self, conn: AsyncConnection) -> None:
+        """Raises if the connection (and with it a session lock) is gone."""
+        await conn.execute(text("SELECT 1"))
+
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (safe to run repeatedly)."""
         async with self.engine.begin() as conn:

@@ -115,8 +115,7 @@ async def webchat_post(request: web.Request) -> web.Response:
         inbound = webchat.parse_request(data, provider_id=uuid.uuid4().hex)
     except webchat.BadRequest as exc:
         return _error(400, str(exc))
-    if await kz.service.receive(inbound) is not None:
-        await kz.inbox.drain(inbound.channel, inbound.address)  # in order, then answer at once
+    await kz.inbox.receive(inbound, wait=True)  # in order, then answer at once
     return web.json_response(_messages(await kz.service.take_pending(webchat.NAME, inbound.address)))
 
 

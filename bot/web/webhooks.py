@@ -51,12 +51,7 @@ async def telegram(request: web.Request) -> web.Response:
         return web.json_response({})
     for change in parsed.reachability:
         await kz.service.set_reachable(change)
-    stored = []
-    for inbound in parsed.inbound:
-        if await kz.service.receive(inbound) is not None:
-            stored.append(inbound)
-    for inbound in stored:
-        kz.inbox.submit(inbound.channel, inbound.address)
+    stored = [inbound for inbound in parsed.inbound if await kz.inbox.receive(inbound)]
     if parsed.callback and stored:
         _later(channel.acknowledge(parsed.callback))
     return web.json_response({})
@@ -82,8 +77,7 @@ async def _twilio_inbound(request: web.Request, name: str) -> web.Response:
     if not has_required(form):
         raise web.HTTPBadRequest(text="MessageSid and From are required")
     inbound = channel.parse(form)
-    if await kz.service.receive(inbound) is not None:
-        kz.inbox.submit(inbound.channel, inbound.address)
+    await kz.inbox.receive(inbound)
     return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
 

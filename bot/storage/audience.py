@@ -1,0 +1,89 @@
+"""Audiences of bulk messages: which residents, through which channel
+identities, a broadcast or reminder goes to — and how many, for a dry run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable
+
+from sqlalchemy import func, select
+from sqlalchemy.sql import Select
+
+from bot.storage.db import Database
+from bot.storage.models import ChannelIdentity, Idea, Resident
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who gets a bulk message. Empty filters mean everyone who opted in."""
+
+    channels: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    districts: tuple[str, ...] = ()  # of their ideas
+    topics: tuple[str, ...] = ()  # of their ideas
+    resident_ids: tuple[int, ...] | None = None
+    opted_in_only: bool = True
+
+
+def audience_query(audience: Audience, channels: Iterable[str]) -> Select[Any]:
+    """Residents × their channel identities that the audience selects."""
+    wanted = [c for c in channels if not audience.channels or c in audience.channels]
+    query = (
+        select(Resident.id.label("resident_id"), Resident.language, ChannelIdentity.id.label("identity_id"),
+               ChannelIdentity.channel, ChannelIdentity.address)
+        .join(ChannelIdentity, ChannelIdentity.resident_id == Resident.id)
+        .where(
+            Resident.stopped_at.is_(None),
+            Resident.unreachable_at.is_(None),
+            Resident.consented_at.is_not(None),
+            ChannelIdentity.channel.in_(wanted),
+        )
+    )
+    if audience.opted_in_only:
+        query = query.where(Resident.updates_opt_in.is_(True))
+    if audience.languages:
+        query = query.where(Resident.language.in_(audience.languages))
+    if audience.resident_ids is not None:
+        query = query.where(Resident.id.in_(audience.resident_ids))
+    if audience.districts or audience.topics:
+        ideas = select(Idea.resident_id).where(
+            *([Idea.district.in_(audience.districts)] if audience.districts else []),
+            *([Idea.topic.in_(audience.topics)] if audience.topics else []),
+        )
+        query = query.where(Resident.id.in_(ideas))
+    return query
+
+
+class AudienceRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def residents(self, audience: Audience, channels: Iterable[str]) -> set[int]:
+        """The ids of the residents the audience selects."""
+        base = audience_query(audience, channels).subquery()
+        async with self.db.read() as conn:
+            return set((await conn.execute(select(base.c.resident_id).distinct())).scalars())
+
+    async def counts(
+        self, audience: Audience, channels: Iterable[str], window_since: datetime
+    ) -> tuple[list[tuple[str, str | None, int]], dict[str | None, int]]:
+        """(channel, language, residents) the audience has, and per language the WhatsApp
+        residents who last wrote before ``window_since`` (outside the reply window)."""
+        base = audience_query(audience, channels).subquery()
+        async with self.db.read() as conn:
+            counts = (
+                await conn.execute(
+                    select(base.c.channel, base.c.language, func.count()).group_by(base.c.channel, base.c.language)
+                )
+            ).all()
+            outside = (
+                await conn.execute(
+                    select(base.c.language, func.count())
+                    .join(ChannelIdentity, ChannelIdentity.id == base.c.identity_id)
+                    .where(base.c.channel == "whatsapp")
+                    .where((ChannelIdentity.last_inbound_at.is_(None)) | (ChannelIdentity.last_inbound_at < window_since))
+                    .group_by(base.c.language)
+                )
+            ).all()
+        return [tuple(r) for r in counts], dict(outside)  # type: ignore[misc]
