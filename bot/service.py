@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -25,7 +25,6 @@ from bot.conversation.engine import Engine
 from bot.conversation.session import Conversation, Dialogue, Profile
 from bot.conversation.step import Context, EraseResident, Message, RecordConsent, StoreFeedback, StoreIdea
 from bot.values import Media
-from channels import sms_text as sms
 from bot.delivery.media import DEFAULT_MAX_BYTES, MediaStore
 from bot.conversation.render import Renderer
 from bot.storage.db import Database
@@ -39,7 +38,7 @@ from bot.storage.models import (
     Resident,
     Session,
 )
-from bot.values import Capabilities, Inbound, Outgoing, ReachabilityChange
+from bot.values import Capabilities, Inbound, ReachabilityChange
 from channels.registry import Channels, capabilities
 
 log = logging.getLogger(__name__)
@@ -64,14 +63,6 @@ def new_pseudonym() -> str:
 
 def _media_json(media: Media) -> dict[str, Any]:
     return {"kind": media.kind, "ref": media.ref, "mime": media.mime, "size": media.size}
-
-
-def render_for_channel(renderer: Renderer, reply: Any, caps: Capabilities) -> list[Outgoing]:
-    out = renderer.render(reply, caps)
-    if caps.encoding != "gsm7":
-        return [out]
-    parts = sms.split(sms.prefer_gsm7(out.text))
-    return [replace(out, text=part, segments=sms.segments(part)[1]) for part in parts]
 
 
 @dataclass
@@ -337,7 +328,7 @@ class ConversationService:
                 "inbound_id": inbox.id,
                 "created_at": now,
             }
-            for out in render_for_channel(self.renderer, reply, caps)
+            for out in self.renderer.render_parts(reply, caps)
         ]
 
     async def _create_resident(self, conn: AsyncConnection, channel: str, address: str, now: datetime) -> Any:

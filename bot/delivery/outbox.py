@@ -13,11 +13,10 @@ from sqlalchemy import String, and_, cast, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
 
-from channels import sms_text as sms
 from bot.storage.db import Database
 from bot.storage.models import ChannelIdentity, Idea, OutboundMessage, Resident
+from channels.registry import capabilities
 
-PUSH_CHANNELS = ("telegram", "sms", "whatsapp", "webchat")
 BULK = 1  # priority: replies (0) always go first
 
 
@@ -73,10 +72,8 @@ def audience_query(audience: Audience, channels: Iterable[str]) -> Select[Any]:
 
 
 def channel_parts(channel: str, text: str) -> list[tuple[str, int | None]]:
-    """The text as the channel sends it: SMS in GSM-7 where possible, split, with segments."""
-    if channel != "sms":
-        return [(text, None)]
-    return [(part, sms.segments(part)[1]) for part in sms.split(sms.prefer_gsm7(text))]
+    """The text as the channel sends it (its capabilities split it and count units, e.g. SMS segments)."""
+    return capabilities(channel).fit(text)
 
 
 async def enqueue_bulk(

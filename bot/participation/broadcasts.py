@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.app import Kiezstimme
-from bot.delivery.outbox import PUSH_CHANNELS, Audience, audience_query, channel_parts, enqueue_bulk
+from bot.delivery.outbox import Audience, audience_query, channel_parts, enqueue_bulk
 from bot.storage.models import ChannelIdentity, OutboundMessage
 from channels.registry import capabilities
 
@@ -28,36 +28,51 @@ class DryRun:
     total: int
 
 
-async def dry_run(kz: Kiezstimme, texts: dict[str, str], fallback: str | None, audience: Audience, price_per_segment: float) -> DryRun:
-    channels = tuple(c for c in PUSH_CHANNELS if c in kz.channels.push or c == "webchat")
-    base = audience_query(audience, channels).subquery()
+async def _outside_window(kz: Kiezstimme, base: Any, channels: tuple[str, ...]) -> dict[tuple[str, str], int]:
+    """(channel, language) -> residents outside their channel's reply window, for channels that have one."""
     now = kz.service.clock()
-    window = capabilities("whatsapp").reply_window
+    outside: dict[tuple[str, str], int] = {}
     async with kz.db.read() as conn:
-        counts = (await conn.execute(select(base.c.channel, base.c.language, func.count()).group_by(base.c.channel, base.c.language))).all()
-        outside = dict(
-            (await conn.execute(
+        for channel in channels:
+            window = capabilities(channel).reply_window
+            if window is None:
+                continue
+            rows = (await conn.execute(
                 select(base.c.language, func.count())
                 .join(ChannelIdentity, ChannelIdentity.id == base.c.identity_id)
-                .where(base.c.channel == "whatsapp")
+                .where(base.c.channel == channel)
                 .where((ChannelIdentity.last_inbound_at.is_(None)) | (ChannelIdentity.last_inbound_at < now - window))
                 .group_by(base.c.language)
             )).all()
-        )
+            outside.update({(channel, lang): n for lang, n in rows})
+    return outside
+
+
+def _row(kz: Kiezstimme, channel: str, lang: str, text_lang: str, n: int, text: str, outside: dict[tuple[str, str], int], price: float) -> dict[str, Any]:
+    caps = capabilities(channel)
+    row: dict[str, Any] = {"channel": channel, "language": lang, "text_language": text_lang, "residents": n}
+    if caps.units is not None:  # billed per unit (SMS segments)
+        units = sum(u or 0 for _, u in channel_parts(channel, text))
+        row.update(segments=units, cost=round(units * n * price, 2))
+    if caps.reply_window is not None:
+        templates = caps.templates(kz.flows) if caps.templates else {}
+        row.update(outside_window=outside.get((channel, lang), 0), template=lang in templates)
+    return row
+
+
+async def dry_run(kz: Kiezstimme, texts: dict[str, str], fallback: str | None, audience: Audience, price_per_segment: float) -> DryRun:
+    channels = kz.channels.bulk_targets()
+    base = audience_query(audience, channels).subquery()
+    async with kz.db.read() as conn:
+        counts = (await conn.execute(select(base.c.channel, base.c.language, func.count()).group_by(base.c.channel, base.c.language))).all()
+    outside = await _outside_window(kz, base, channels)
     rows, without, total = [], {}, 0
     for channel, lang, n in sorted(counts, key=lambda r: (r[0], r[1] or "")):
         text_lang = lang if lang in texts else fallback if fallback in texts else None
         if text_lang is None:
             without[lang or "?"] = without.get(lang or "?", 0) + n
             continue
-        row: dict[str, Any] = {"channel": channel, "language": lang, "text_language": text_lang, "residents": n}
-        if channel == "sms":
-            segments = sum(seg or 0 for _, seg in channel_parts("sms", texts[text_lang]))
-            row.update(segments=segments, cost=round(segments * n * price_per_segment, 2))
-        if channel == "whatsapp":
-            outside_n = outside.get(lang, 0)
-            row.update(outside_window=outside_n, template=lang in kz.flows.whatsapp_templates)
-        rows.append(row)
+        rows.append(_row(kz, channel, lang, text_lang, n, texts[text_lang], outside, price_per_segment))
         total += n
     return DryRun(rows, without, total)
 
@@ -71,7 +86,7 @@ async def send(kz: Kiezstimme, key: str, texts: dict[str, str], fallback: str | 
     directions = {tr.language.code: tr.language.direction for tr in kz.catalogs}
     result = await enqueue_bulk(
         kz.db, key=key, texts=texts, fallback=fallback, audience=audience,
-        channels=tuple(c for c in PUSH_CHANNELS if c in kz.channels.push or c == "webchat"),
+        channels=kz.channels.bulk_targets(),
         now=kz.service.clock(), directions=directions,
     )
     kz.sender.wake()
@@ -79,8 +94,8 @@ async def send(kz: Kiezstimme, key: str, texts: dict[str, str], fallback: str | 
 
 
 async def progress(kz: Kiezstimme, key: str) -> dict[str, int]:
-    """Messages of one broadcast by status; web chat ones wait for the resident to
-    open the page and count as "in web chat"."""
+    """Messages of one broadcast by status; those for a pull channel (the web chat)
+    wait for the resident to open the page and count as "in web chat"."""
     async with kz.db.read() as conn:
         rows = (await conn.execute(
             select(OutboundMessage.channel, OutboundMessage.status, func.count())
@@ -89,7 +104,7 @@ async def progress(kz: Kiezstimme, key: str) -> dict[str, int]:
         )).all()
     counts: dict[str, int] = {}
     for channel, status, n in rows:
-        if channel == "webchat" and status == "pending":
+        if status == "pending" and capabilities(channel).delivery == "pull":
             status = "in web chat"
         counts[status] = counts.get(status, 0) + n
     return counts
