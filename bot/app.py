@@ -88,6 +88,6 @@ def build(settings: Settings, *, clock: Clock = utcnow, db: Database | None = No
     )
     metrics = Metrics()
     service.metrics = metrics
-    sender = Sender(db, channels.push, flows, clock, rates=settings.rates, metrics=metrics)
+    sender = Sender(db, channels.push, flows, clock, rates=channels.rates, metrics=metrics)
     service.on_outbox = sender.wake
     return Kiezstimme(settings, flows, catalogs, engine, db, service, channels, InboxProcessor(service), sender, metrics)

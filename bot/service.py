@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -26,7 +26,6 @@ from bot.conversation.engine import Engine
 from bot.conversation.session import Conversation, Dialogue, Profile
 from bot.conversation.step import Context, EraseResident, Message, RecordConsent, StoreFeedback, StoreIdea
 from bot.values import Media
-from channels import sms_text as sms
 from bot.delivery.media import DEFAULT_MAX_BYTES, MediaStore
 from bot.conversation.render import Renderer
 from bot.storage.contributions import ContributionRepository
@@ -35,10 +34,10 @@ from bot.storage.inbox import InboxRepository
 from bot.storage.outbox import Delivered, OutboxRepository
 from bot.storage.residents import ResidentRepository, new_pseudonym
 from bot.storage.sessions import Conflict, SessionRepository, StoredSession
-from bot.values import Capabilities, Inbound, Outgoing, ReachabilityChange
+from bot.values import Capabilities, Inbound, ReachabilityChange
 from channels.registry import Channels, capabilities
 
-__all__ = ["Conflict", "ConversationService", "Delivered", "new_pseudonym", "new_reference", "render_for_channel", "utcnow"]
+__all__ = ["Conflict", "ConversationService", "Delivered", "new_pseudonym", "new_reference", "utcnow"]
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +53,6 @@ def utcnow() -> datetime:
 def new_reference() -> str:
     pick = lambda: "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(3))  # noqa: E731
     return f"{pick()}-{pick()}"
-
-
-def render_for_channel(renderer: Renderer, reply: Any, caps: Capabilities) -> list[Outgoing]:
-    out = renderer.render(reply, caps)
-    if caps.encoding != "gsm7":
-        return [out]
-    parts = sms.split(sms.prefer_gsm7(out.text))
-    return [replace(out, text=part, segments=sms.segments(part)[1]) for part in parts]
 
 
 def _message(payload: dict[str, Any]) -> Message:
@@ -229,7 +220,7 @@ class ConversationService:
             await self._apply(conn, resident, row.channel, outcome.conversation.profile, outcome.effects, now, source)
             await self.residents.touch_identity(conn, resident.identity_id, now)
         resident_id = None if erased else resident.id
-        outs = [out for reply in outcome.replies for out in render_for_channel(self.renderer, reply, plan.caps)]
+        outs = [out for reply in outcome.replies for out in self.renderer.render_parts(reply, plan.caps)]
         await self.outbox.add_replies(
             conn, outs, channel=row.channel, address=row.address, resident_id=resident_id, inbound_id=row.id, now=now
         )

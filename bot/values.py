@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 
 @dataclass(frozen=True)
@@ -24,13 +24,56 @@ class Media:
     source: Mapping[str, Any] | None = field(default=None, compare=False)  # where the channel can fetch it
 
 
+def _no_split(text: str) -> list[str]:
+    return [text]
+
+
+def cut(text: str, limit: int) -> list[str]:
+    """A text in pieces of at most ``limit`` characters, cut at a space where one is near."""
+    pieces: list[str] = []
+    while len(text) > limit:
+        at = text.rfind(" ", limit // 2, limit + 1)
+        at = at if at > 0 else limit
+        pieces.append(text[:at].rstrip())
+        text = text[at:].lstrip()
+    return pieces + [text]
+
+
 @dataclass(frozen=True)
 class Capabilities:
-    buttons: bool = False  # can show choices as buttons
-    max_text: int = 4096
+    """What a channel can do, declared by its adapter; the core reads only this.
+
+    Readers: the renderer (``buttons``, ``max_text``, ``split``, ``units``),
+    the service (``media``), the sender (``rate``, ``rate_unit``,
+    ``reply_window``, ``templates``, ``window_label``), the registry
+    (``delivery``: who gets a sender; ``rate`` under ``settings.rates``),
+    bulk sending and broadcasts (``broadcasts``, ``units``, ``reply_window``,
+    ``delivery``).
+    """
+
+    buttons: bool = False  # choices as buttons to tap; otherwise a numbered list to answer by typing the number
+    max_text: int = 4096  # no part ever sent is longer (split, then cut at a space)
     media: tuple[str, ...] = ()  # kinds a resident can send us: "voice", "photo"
-    encoding: str = "unicode"  # "gsm7" for SMS: keep text in GSM-7 where possible
+    encoding: str = "unicode"  # what the splitter keeps the text in ("gsm7" for SMS)
+    split: Callable[[str], list[str]] = field(default=_no_split, compare=False)  # a long text in parts
+    units: Callable[[str], int] | None = field(default=None, compare=False)  # billable units of a part (SMS segments)
+    rate: float | None = None  # default sends per second, in rate_unit; None = unlimited
+    rate_unit: str = "message"  # "message" or "segment" (what the pacer counts: ``units`` of each part)
     reply_window: timedelta | None = None  # free text only this long after the resident's last message
+    templates: Callable[[Any], Mapping[str, str]] | None = field(default=None, compare=False)  # flows -> language: approved template
+    window_label: str = "the reply window"  # how reasons name the window
+    delivery: str = "push"  # "push": a sender delivers to a provider; "pull": handed over when the client asks
+    broadcasts: bool = True  # reachable later: reminders, announcements and notices go here too
+
+    @property
+    def answer_by(self) -> str:
+        """How a resident answers a choice: "tap" a button or type a "number"."""
+        return "tap" if self.buttons else "number"
+
+    def fit(self, text: str) -> list[tuple[str, int | None]]:
+        """The text as the channel sends it: split its way, never over ``max_text``; units per part."""
+        parts = [piece for part in self.split(text) for piece in cut(part, self.max_text)]
+        return [(part, self.units(part) if self.units else None) for part in parts]
 
 
 @dataclass(frozen=True)
@@ -127,3 +170,56 @@ class StatusUpdate:
     status: str  # sent, delivered, read, undelivered, failed, …
     error: str | None = None  # code and meaning, e.g. "21610 unsubscribed at the carrier (STOP)"
     opted_out: bool = False  # the resident unsubscribed at the carrier
+
+
+class Rejected(Exception):
+    """A request an adapter refuses: the HTTP status and why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A provider's HTTP request, framework-neutral. The body is read only
+    when the adapter asks (after its cheap checks)."""
+
+    path: str  # as requested, e.g. "/webhooks/twilio/sms"
+    query_string: str
+    headers: Mapping[str, str]  # case-insensitive where the web layer provides it
+    content_type: str
+    read: Callable[[], Awaitable[bytes]] = field(compare=False)
+    charset: str | None = None
+
+    @property
+    def path_qs(self) -> str:
+        return f"{self.path}?{self.query_string}" if self.query_string else self.path
+
+    async def body(self) -> bytes:
+        return await self.read()
+
+    async def text(self) -> str:
+        """The body decoded with its charset (UTF-8 by default); ``Rejected`` (400) if it does not decode."""
+        try:
+            return (await self.read()).decode(self.charset or "utf-8")
+        except (UnicodeDecodeError, LookupError):
+            raise Rejected(400, "the body is not valid text in its charset") from None
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    """What an adapter answers a webhook with, and what the core is to do."""
+
+    status: int = 200
+    body: str = ""
+    content_type: str = "text/plain"
+    inbound: tuple[Inbound, ...] = ()  # to store durably before acknowledging
+    reachability: tuple[ReachabilityChange, ...] = ()
+    statuses: tuple[StatusUpdate, ...] = ()  # delivery reports
+    after_ack: Callable[[], Awaitable[None]] | None = field(default=None, compare=False)  # once a new message is stored
+
+    @classmethod
+    def reject(cls, status: int, message: str) -> "WebhookResult":
+        return cls(status=status, body=message)

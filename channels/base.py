@@ -1,28 +1,39 @@
 """The small protocol every channel adapter implements.
 
-An adapter knows its provider and nothing about flows: it turns a provider's
-request into :class:`Inbound` messages and delivers :class:`Outgoing` ones.
-What a channel can show is declared as :class:`Capabilities`, which the
-renderer in ``bot.render`` reads (buttons or a numbered list, length, media).
+An adapter knows its provider and nothing about flows. It owns both
+directions: it verifies and parses its own webhooks (:class:`WebhookRequest`
+in, :class:`WebhookResult` out: the provider's acknowledgement plus the
+inbound messages, reachability changes and delivery reports for the core),
+and it delivers :class:`Outgoing` messages. What a channel can do is declared
+as :class:`Capabilities`, which the core reads instead of the channel's name.
+
+A channel is made known by a :class:`ChannelSpec` in ``channels.registry``:
+its name, its capabilities and how to build it from the settings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
 
-from bot.values import Capabilities, Outgoing, Sent
+from bot.values import Capabilities, Outgoing, Sent, WebhookRequest, WebhookResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.config import Settings
+
+WebhookHandler = Callable[[WebhookRequest], Awaitable[WebhookResult]]
 
 
 class Channel(Protocol):
-    """A provider channel that pushes messages (Telegram, SMS, WhatsApp)."""
+    """A channel switched on. Push channels are drained by a sender; pull
+    channels (web chat, console) are handed their messages when they ask."""
 
     name: str
     capabilities: Capabilities
+    webhooks: Mapping[str, WebhookHandler]  # path under /webhooks/ -> handler; empty if none
 
     async def send(self, address: str, message: Outgoing) -> Sent:
-        """Deliver one message or raise SendError."""
+        """Deliver one message or raise SendError (push channels)."""
         ...
 
     async def fetch_media(self, source: dict[str, Any]) -> tuple[str, bytes] | None:
@@ -31,3 +42,26 @@ class Channel(Protocol):
 
     async def close(self) -> None:
         ...
+
+
+@dataclass
+class BuildContext:
+    """What adapters share while they are built: settings, media limit,
+    resources used by several adapters (one Twilio account) and their closers."""
+
+    settings: "Settings"
+    max_media_bytes: int
+    shared: dict[str, Any] = field(default_factory=dict)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """A channel the registry knows: even when switched off its capabilities
+    are known (the renderer and bulk sending need them)."""
+
+    name: str
+    capabilities: Capabilities
+    build: Callable[[BuildContext], Channel | None]  # None: switched off by configuration
+    requires: str = ""  # the variables that switch it on, for error messages
+    registers_webhook: bool = False  # has ``register_webhook(public_url) -> url`` (CLI: NAME set-webhook)

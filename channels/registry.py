@@ -1,80 +1,117 @@
 """The explicit registry of channels.
 
 Every channel's capabilities are known (the renderer needs them even for a
-channel that is switched off now), and the provider channels are built only
-when their variables (INTERFACES.md) are set.
+channel that is switched off now); a channel is built only when its
+variables (INTERFACES.md) are set. A new channel is one module under
+``channels/`` plus one line in ``_BUILT_IN`` — or, from outside (tests, a
+plugin), one call to :func:`register`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
-from channels import console, telegram, twilio_sms, webchat, whatsapp
-from channels.base import Channel
 from bot.values import Capabilities
+from channels import console, telegram, twilio_sms, webchat, whatsapp
+from channels.base import BuildContext, Channel, ChannelSpec, WebhookHandler
 
 if TYPE_CHECKING:  # pragma: no cover
     from bot.config import Settings
-    from channels.telegram import TelegramChannel
-    from channels.twilio_base import TwilioAccount
-    from channels.twilio_sms import SmsChannel
-    from channels.whatsapp import WhatsAppChannel
 
-CAPABILITIES: dict[str, Capabilities] = {
-    webchat.NAME: webchat.CAPABILITIES,
-    console.NAME: console.CAPABILITIES,
-    telegram.NAME: telegram.CAPABILITIES,
-    twilio_sms.NAME: twilio_sms.CAPABILITIES,
-    whatsapp.NAME: whatsapp.CAPABILITIES,
-}
+_BUILT_IN = (telegram.SPEC, twilio_sms.SPEC, whatsapp.SPEC, webchat.SPEC, console.SPEC)
+_CATALOGUE: dict[str, ChannelSpec] = {spec.name: spec for spec in _BUILT_IN}
+
+
+def register(spec: ChannelSpec) -> None:
+    """Make a channel known (built by :func:`build_channels` from then on)."""
+    known = _CATALOGUE.get(spec.name)
+    if known is not None and known is not spec:
+        raise ValueError(f"a channel named {spec.name!r} is already registered")
+    _CATALOGUE[spec.name] = spec
+
+
+def unregister(name: str) -> None:
+    if any(spec.name == name for spec in _BUILT_IN):
+        raise ValueError(f"{name!r} is a built-in channel")
+    _CATALOGUE.pop(name, None)
+
+
+def specs() -> tuple[ChannelSpec, ...]:
+    return tuple(_CATALOGUE.values())
+
+
+def spec(name: str) -> ChannelSpec | None:
+    return _CATALOGUE.get(name)
+
 
 def capabilities(channel: str) -> Capabilities:
-    return CAPABILITIES.get(channel, Capabilities())
+    found = _CATALOGUE.get(channel)
+    return found.capabilities if found is not None else Capabilities()
+
+
+def bulk_names() -> tuple[str, ...]:
+    """Every known channel that takes reminders and announcements, on or off."""
+    return tuple(s.name for s in _CATALOGUE.values() if s.capabilities.broadcasts)
 
 
 @dataclass
 class Channels:
-    """The provider channels switched on by configuration."""
+    """The channels switched on by configuration, by name."""
 
-    telegram: "TelegramChannel | None" = None
-    sms: "SmsChannel | None" = None
-    whatsapp: "WhatsAppChannel | None" = None
-    twilio: "TwilioAccount | None" = None
-    push: dict[str, Channel] = field(default_factory=dict)
+    adapters: dict[str, Channel] = field(default_factory=dict)
+    rates: dict[str, float | None] = field(default_factory=dict)  # per second, in each one's rate unit
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _routes: dict[str, WebhookHandler] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for adapter in self.adapters.values():
+            for path, handler in getattr(adapter, "webhooks", {}).items():
+                if self._routes.get(path, handler) != handler:
+                    raise ValueError(f"two channels claim /webhooks/{path}")
+                self._routes[path] = handler
+
+    @property
+    def push(self) -> dict[str, Channel]:
+        return {n: a for n, a in self.adapters.items() if a.capabilities.delivery == "push"}
+
+    def get(self, name: str) -> Channel | None:
+        return self.adapters.get(name)
+
+    def webhook(self, path: str) -> WebhookHandler | None:
+        """The handler that owns ``/webhooks/{path}``, if a channel switched on does."""
+        return self._routes.get(path.strip("/"))
+
+    def bulk_targets(self) -> tuple[str, ...]:
+        """The channels switched on that take reminders and announcements."""
+        return tuple(n for n, a in self.adapters.items() if a.capabilities.broadcasts)
+
+    @property
+    def webchat(self) -> Any:
+        return self.adapters.get(webchat.NAME) or webchat.WebChatChannel()
+
+    @property
+    def console(self) -> Any:
+        return self.adapters.get(console.NAME) or console.ConsoleChannel()
 
     async def close(self) -> None:
-        if self.telegram is not None:
-            await self.telegram.close()
-        if self.twilio is not None:
-            await self.twilio.close()
+        for adapter in self.adapters.values():
+            await adapter.close()
+        for closer in self.closers:
+            await closer()
 
 
-def build_channels(settings: "Settings", max_media_bytes: int) -> Channels:
-    from channels.telegram import TelegramChannel
-    from channels.twilio_base import TwilioAccount
-    from channels.twilio_sms import SmsChannel
-    from channels.whatsapp import WhatsAppChannel
-
-    found = Channels()
-    if settings.telegram_bot_token and settings.telegram_webhook_secret:
-        found.telegram = TelegramChannel(
-            settings.telegram_bot_token.get_secret_value(),
-            settings.telegram_webhook_secret.get_secret_value(),
-            settings.telegram_api_base_url,
-        )
-        found.push[telegram.NAME] = found.telegram
-    if settings.twilio_account_sid and settings.twilio_auth_token:
-        found.twilio = TwilioAccount(
-            settings.twilio_account_sid,
-            settings.twilio_auth_token.get_secret_value(),
-            settings.twilio_api_base_url,
-            settings.base_url,
-        )
-        if settings.twilio_sms_from or settings.twilio_messaging_service_sid:
-            found.sms = SmsChannel(found.twilio, settings.twilio_sms_from, settings.twilio_messaging_service_sid, max_media_bytes)
-            found.push[twilio_sms.NAME] = found.sms
-        if settings.twilio_whatsapp_from:
-            found.whatsapp = WhatsAppChannel(found.twilio, settings.twilio_whatsapp_from, max_media_bytes)
-            found.push[whatsapp.NAME] = found.whatsapp
-    return found
+def build_channels(settings: "Settings", max_media_bytes: int, extra: Iterable[ChannelSpec] = ()) -> Channels:
+    """Build every known channel whose configuration is present (``extra`` are registered first)."""
+    for added in extra:
+        register(added)
+    ctx = BuildContext(settings, max_media_bytes)
+    adapters: dict[str, Channel] = {}
+    rates: dict[str, float | None] = {}
+    for known in _CATALOGUE.values():
+        adapter = known.build(ctx)
+        if adapter is None:
+            continue
+        adapters[known.name] = adapter
+        rates[known.name] = settings.rates[known.name] if known.name in settings.rates else known.capabilities.rate
+    return Channels(adapters, rates, ctx.closers)

@@ -8,6 +8,7 @@ acknowledges pressed buttons and downloads voice notes and photos.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -17,12 +18,15 @@ from typing import Any
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 
-from bot.values import Media
-from bot.values import Capabilities, Inbound, Outgoing, ReachabilityChange, SendError, Sent
+from bot.values import (
+    Capabilities, Inbound, Media, Outgoing, ReachabilityChange, SendError, Sent, WebhookRequest, WebhookResult,
+)
+from channels.base import BuildContext, ChannelSpec
 from channels.telegram_http import AiohttpRequest
 
 NAME = "telegram"
-CAPABILITIES = Capabilities(buttons=True, max_text=4096, media=("voice", "photo"))
+CAPABILITIES = Capabilities(buttons=True, max_text=4096, media=("voice", "photo"), rate=30.0)
+WEBHOOK_PATH = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 _DEEP_LINK = re.compile(r"^/start(?:@\w+)?(?:\s+([A-Za-z0-9_-]{1,64}))?\s*$")
@@ -54,6 +58,7 @@ class TelegramChannel:
         )
         self._secret = secret.encode()
         self._ready = False
+        self.webhooks = {WEBHOOK_PATH: self.handle_webhook}
 
     def __repr__(self) -> str:  # never show the token
         return "TelegramChannel()"
@@ -72,6 +77,28 @@ class TelegramChannel:
         return header is not None and secrets.compare_digest(header.encode(), self._secret)
 
     # -- inbound -----------------------------------------------------------------
+
+    async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
+        """Secret first (nothing read without it), then the Update; a poison update is acknowledged and dropped."""
+        if not self.verify(request.headers.get(SECRET_HEADER)):
+            return _json(403, {"error": "forbidden"})
+        try:
+            data = json.loads(await request.body())
+            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+                raise ValueError("not an Update")
+        except (ValueError, UnicodeDecodeError):
+            return _json(400, {"error": "not a Telegram update"})
+        try:
+            parsed = self.parse(data)
+        except Exception:  # noqa: BLE001 - acknowledged, logged and dropped, never retried forever
+            log.exception("could not read Telegram update %s; acknowledged and dropped", data.get("update_id"))
+            return _json(200, {})
+        callback = parsed.callback
+        return WebhookResult(
+            status=200, body="{}", content_type="application/json",
+            inbound=tuple(parsed.inbound), reachability=tuple(parsed.reachability),
+            after_ack=(lambda: self.acknowledge(callback)) if callback else None,
+        )
 
     def parse(self, data: dict[str, Any]) -> ParsedUpdate:
         update = Update.de_json(data, self.bot)
@@ -175,13 +202,12 @@ class TelegramChannel:
             raise SendError(f"telegram error: {type(exc).__name__}", permanent=False) from None
         return Sent(provider_id=str(sent.message_id))
 
-    async def set_webhook(self, public_url: str) -> bool:
+    async def register_webhook(self, public_url: str) -> str:
+        """Tell Telegram where to send updates, with the secret; the URL registered."""
         await self._ensure_ready()
-        return await self.bot.set_webhook(
-            url=f"{public_url.rstrip('/')}/webhooks/telegram",
-            secret_token=self._secret.decode(),
-            allowed_updates=ALLOWED_UPDATES,
-        )
+        url = f"{public_url.rstrip('/')}/webhooks/{WEBHOOK_PATH}"
+        await self.bot.set_webhook(url=url, secret_token=self._secret.decode(), allowed_updates=ALLOWED_UPDATES)
+        return url
 
     async def close(self) -> None:
         if self._ready:
@@ -192,3 +218,21 @@ class TelegramChannel:
 def _remote(kind: str, mime: str, size: int | None, file_id: str) -> Media:
     """A file still on Telegram's servers; the service fetches it before the step."""
     return Media(kind=kind, ref="", mime=mime, size=size or 0, source={"file_id": file_id, "mime": mime})
+
+
+def _json(status: int, body: dict[str, Any]) -> WebhookResult:
+    return WebhookResult(status=status, body=json.dumps(body), content_type="application/json")
+
+
+def build(ctx: BuildContext) -> TelegramChannel | None:
+    settings = ctx.settings
+    if not (settings.telegram_bot_token and settings.telegram_webhook_secret):
+        return None
+    return TelegramChannel(
+        settings.telegram_bot_token.get_secret_value(),
+        settings.telegram_webhook_secret.get_secret_value(),
+        settings.telegram_api_base_url,
+    )
+
+
+SPEC = ChannelSpec(NAME, CAPABILITIES, build, requires="TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET", registers_webhook=True)

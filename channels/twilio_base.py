@@ -1,4 +1,5 @@
-"""What SMS and WhatsApp share: Twilio's signature check, the async REST
+"""What SMS and WhatsApp share: reading and verifying Twilio's signed form
+webhooks, the empty TwiML acknowledgement, status callbacks, the async REST
 client, error mapping and authenticated media downloads."""
 
 from __future__ import annotations
@@ -6,18 +7,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any, Mapping
+from urllib.parse import parse_qsl
 
 import aiohttp
 import phonenumbers
+from multidict import MultiDict
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from bot.values import SendError, Sent, StatusUpdate
+from bot.values import Rejected, SendError, Sent, StatusUpdate, WebhookRequest, WebhookResult
+from channels.base import BuildContext
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Twilio-Signature"
+FORM = "application/x-www-form-urlencoded"
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+STATUS_PATH = "twilio/status"
 RETRYABLE_CODES = {20429, 20500, 20503, 30001}
 PERMANENT = {
     21610: "unsubscribed at the carrier (STOP)",
@@ -47,6 +54,21 @@ def status_update(form: Mapping[str, Any]) -> StatusUpdate | None:
     code = int(raw) if raw.isdigit() else None
     error = None if not raw else f"{raw} {DELIVERY_ERRORS.get(code or 0, 'delivery failed')}"
     return StatusUpdate(str(sid), str(status), error, opted_out=code == OPTED_OUT)
+
+
+def acknowledge(**actions: Any) -> WebhookResult:
+    """Twilio's acknowledgement: 200 with empty TwiML (replies go out through the REST API)."""
+    return WebhookResult(status=200, body=EMPTY_TWIML, content_type="text/xml", **actions)
+
+
+def parse_form(body: bytes, charset: str | None) -> MultiDict[str]:
+    """A form-encoded body with every repeated key kept (Twilio signs them all); ``Rejected`` (400) if it does not decode."""
+    encoding = charset or "utf-8"
+    try:
+        text = body.decode(encoding)
+        return MultiDict(parse_qsl(text, keep_blank_values=True, encoding=encoding, errors="strict"))
+    except (UnicodeDecodeError, LookupError, ValueError):
+        raise Rejected(400, "the form does not decode in its charset") from None
 
 
 def has_required(form: Mapping[str, Any]) -> bool:
@@ -90,7 +112,30 @@ class TwilioAccount:
 
     @property
     def status_callback(self) -> str:
-        return f"{self.public_url}/webhooks/twilio/status"
+        return f"{self.public_url}/webhooks/{STATUS_PATH}"
+
+    async def signed_form(self, request: WebhookRequest) -> MultiDict[str]:
+        """The form of a genuine Twilio request; ``Rejected`` with 415, 403 or 400 otherwise."""
+        if request.content_type != FORM:
+            raise Rejected(415, "form-encoded body expected")
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not signature:
+            raise Rejected(403, "invalid signature")
+        form = parse_form(await request.body(), request.charset)
+        if not self.verify(request.path_qs, form, signature):
+            raise Rejected(403, "invalid signature")
+        return form
+
+    async def handle_status(self, request: WebhookRequest) -> WebhookResult:
+        """A status callback (for SMS and WhatsApp alike) as a delivery report."""
+        try:
+            form = await self.signed_form(request)
+        except Rejected as exc:
+            return WebhookResult.reject(exc.status, exc.message)
+        report = status_update(form)
+        if report is None:
+            return WebhookResult.reject(400, "MessageSid and MessageStatus are required")
+        return acknowledge(statuses=(report,))
 
     async def client(self) -> Client:
         async with self._lock:
@@ -144,3 +189,21 @@ def _send_error(exc: TwilioRestException) -> SendError:
     return SendError(f"{code or exc.status} rejected", permanent=True)
 
 
+
+
+def shared_account(ctx: BuildContext) -> TwilioAccount | None:
+    """The one Twilio account SMS and WhatsApp share, if configured (closed once, by the registry)."""
+    settings = ctx.settings
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        return None
+    account = ctx.shared.get(TwilioAccount.__name__)
+    if account is None:
+        account = TwilioAccount(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token.get_secret_value(),
+            settings.twilio_api_base_url,
+            settings.base_url,
+        )
+        ctx.shared[TwilioAccount.__name__] = account
+        ctx.closers.append(account.close)
+    return account

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bot.values import Media
 from bot.delivery.media import kind_of
-from bot.values import Capabilities, Inbound, Outgoing, Sent
-from channels.twilio_base import TwilioAccount, e164
+from bot.values import Capabilities, Inbound, Media, Outgoing, Rejected, Sent, WebhookRequest, WebhookResult
+from channels import sms_text
+from channels.base import BuildContext, ChannelSpec
+from channels.twilio_base import STATUS_PATH, TwilioAccount, acknowledge, e164, has_required, shared_account
 
 NAME = "sms"
-CAPABILITIES = Capabilities(buttons=False, max_text=1600, media=(), encoding="gsm7")
+WEBHOOK_PATH = "twilio/sms"
+WHATSAPP_PREFIX = "whatsapp:"
+
+
+def split(text: str) -> list[str]:
+    """GSM-7 where the text allows it, in parts of at most six segments, at sentence boundaries."""
+    return sms_text.split(sms_text.prefer_gsm7(text))
+
+
+def segments(part: str) -> int:
+    return sms_text.segments(part)[1]
+
+
+CAPABILITIES = Capabilities(
+    buttons=False, max_text=1600, media=(), encoding="gsm7", split=split, units=segments,
+    rate=1.0, rate_unit="segment",
+)
 
 
 def remote_media(form: Mapping[str, Any]) -> Media | None:
@@ -36,9 +53,21 @@ class SmsChannel:
         self.sender = sender
         self.messaging_service_sid = messaging_service_sid
         self.max_media_bytes = max_media_bytes
+        self.webhooks = {WEBHOOK_PATH: self.handle_webhook, STATUS_PATH: account.handle_status}
 
     def __repr__(self) -> str:
         return "SmsChannel()"
+
+    async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
+        try:
+            form = await self.account.signed_form(request)
+        except Rejected as exc:
+            return WebhookResult.reject(exc.status, exc.message)
+        if not has_required(form):
+            return WebhookResult.reject(400, "MessageSid and From are required")
+        if str(form["From"]).startswith(WHATSAPP_PREFIX):
+            return WebhookResult.reject(400, "a WhatsApp message belongs on the WhatsApp route")
+        return acknowledge(inbound=(self.parse(form),))
 
     def parse(self, form: Mapping[str, Any]) -> Inbound:
         return Inbound(
@@ -61,4 +90,17 @@ class SmsChannel:
         return await self.account.download(source["url"], self.max_media_bytes)
 
     async def close(self) -> None:
-        await self.account.close()
+        pass  # the shared account is closed by the registry
+
+
+def build(ctx: BuildContext) -> SmsChannel | None:
+    settings = ctx.settings
+    if not (settings.twilio_sms_from or settings.twilio_messaging_service_sid):
+        return None
+    account = shared_account(ctx)
+    if account is None:
+        return None
+    return SmsChannel(account, settings.twilio_sms_from, settings.twilio_messaging_service_sid, ctx.max_media_bytes)
+
+
+SPEC = ChannelSpec(NAME, CAPABILITIES, build, requires="TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_SMS_FROM")

@@ -7,13 +7,25 @@ import json
 from datetime import timedelta
 from typing import Any, Mapping
 
-from bot.values import Capabilities, Inbound, Outgoing, Sent
-from channels.twilio_base import TwilioAccount, e164
+from bot.values import Capabilities, Inbound, Outgoing, Rejected, Sent, WebhookRequest, WebhookResult
+from channels.base import BuildContext, ChannelSpec
+from channels.twilio_base import STATUS_PATH, TwilioAccount, acknowledge, e164, has_required, shared_account
 from channels.twilio_sms import remote_media
 
 NAME = "whatsapp"
-CAPABILITIES = Capabilities(buttons=False, max_text=1600, media=("voice", "photo"), reply_window=timedelta(hours=24))
+WEBHOOK_PATH = "twilio/whatsapp"
 PREFIX = "whatsapp:"
+
+
+def approved_templates(flows: Any) -> Mapping[str, str]:
+    """Language -> Content SID of the approved template (flows/whatsapp.yaml)."""
+    return flows.whatsapp_templates
+
+
+CAPABILITIES = Capabilities(
+    buttons=False, max_text=1600, media=("voice", "photo"), rate=80.0,
+    reply_window=timedelta(hours=24), templates=approved_templates, window_label="the WhatsApp 24-hour window",
+)
 
 
 class WhatsAppChannel:
@@ -24,9 +36,21 @@ class WhatsAppChannel:
         self.account = account
         self.sender = sender if sender.startswith(PREFIX) else PREFIX + sender
         self.max_media_bytes = max_media_bytes
+        self.webhooks = {WEBHOOK_PATH: self.handle_webhook, STATUS_PATH: account.handle_status}
 
     def __repr__(self) -> str:
         return "WhatsAppChannel()"
+
+    async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
+        try:
+            form = await self.account.signed_form(request)
+        except Rejected as exc:
+            return WebhookResult.reject(exc.status, exc.message)
+        if not has_required(form):
+            return WebhookResult.reject(400, "MessageSid and From are required")
+        if not str(form["From"]).startswith(PREFIX):
+            return WebhookResult.reject(400, "not a WhatsApp message (From lacks whatsapp:)")
+        return acknowledge(inbound=(self.parse(form),))
 
     def parse(self, form: Mapping[str, Any]) -> Inbound:
         raw = str(form["From"])
@@ -57,4 +81,14 @@ class WhatsAppChannel:
         return await self.account.download(source["url"], self.max_media_bytes)
 
     async def close(self) -> None:
-        pass  # the account is closed by the SMS channel or the registry
+        pass  # the shared account is closed by the registry
+
+
+def build(ctx: BuildContext) -> WhatsAppChannel | None:
+    account = shared_account(ctx)
+    if account is None or not ctx.settings.twilio_whatsapp_from:
+        return None
+    return WhatsAppChannel(account, ctx.settings.twilio_whatsapp_from, ctx.max_media_bytes)
+
+
+SPEC = ChannelSpec(NAME, CAPABILITIES, build, requires="TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM")

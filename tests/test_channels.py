@@ -500,3 +500,32 @@ async def test_set_webhook_command_registers_public_url_and_secret(fakes: tuple[
     assert tg.webhook["secret_token"] == SECRET
     assert set(tg.webhook["allowed_updates"]) == {"message", "callback_query", "my_chat_member"}
     assert TOKEN not in out.decode() + err.decode()
+
+
+# --- the generic webhook route ------------------------------------------------------------------
+
+
+async def test_each_twilio_route_takes_only_its_own_messages(stack: Stack) -> None:
+    sms_shaped = inbound_sms_params("+4915112345676", SMS_FROM, "Hallo")
+    assert await stack.twilio("/webhooks/twilio/whatsapp", sms_shaped) == 400
+    wa_shaped = inbound_whatsapp_params("4917600000009", "Ada", "Hallo", to=WA_FROM)
+    assert await stack.twilio("/webhooks/twilio/sms", wa_shaped) == 400
+    assert await stack.count(InboundMessage) == 0 and stack.tw.messages == []
+
+
+async def test_undecodable_forms_are_refused_not_crashed(stack: Stack) -> None:
+    for content_type in ["application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=no-such-charset"]:
+        resp = await stack.http.post(
+            "/webhooks/twilio/sms", data=b"Body=%FF%FE&From=%2B49151&MessageSid=SM1",
+            headers={"Content-Type": content_type, "X-Twilio-Signature": "anything"},
+        )
+        assert resp.status == 400
+    resp = await stack.http.post("/webhooks/twilio/sms", data=b"From=x", headers={"Content-Type": "text/plain", "X-Twilio-Signature": "x"})
+    assert resp.status == 415
+    assert (await stack.http.post("/webhooks/nobody", data=b"")).status == 404
+    assert await stack.count(InboundMessage) == 0
+
+
+async def test_routes_of_channels_switched_off_are_404(kz: Kiezstimme, http: TestClient) -> None:
+    for path in ["/webhooks/telegram", "/webhooks/twilio/sms", "/webhooks/twilio/whatsapp", "/webhooks/twilio/status"]:
+        assert (await http.post(path, data=b"{}")).status == 404

@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 from datetime import timedelta
-import uuid
 from pathlib import Path
 from typing import Sequence, TextIO
 
@@ -185,7 +184,7 @@ async def _broadcast(settings: Settings, args: argparse.Namespace) -> int:
             table.add_column(column)
         for row in preview.rows:
             outside = ""
-            if row["channel"] == "whatsapp":
+            if "outside_window" in row:  # a channel with a reply window
                 outside = f"{row['outside_window']} ({'template' if row['template'] else 'not sent: no template'})"
             table.add_row(row["channel"], row["language"], row["text_language"], str(row["residents"]),
                           str(row.get("segments", "")), f"{row['cost']:.2f} {settings.currency}" if "cost" in row else "", outside)
@@ -265,10 +264,9 @@ async def _worker(settings: Settings) -> int:
 
 async def _chat(settings: Settings, lang: str | None, resident: str, stdin: TextIO, stdout: TextIO) -> int:
     from bot.app import build
-    from channels import console
-    from bot.values import Inbound
 
     kz = build(settings)
+    chat = kz.channels.console
     await kz.db.migrate()
     interactive = stdin.isatty()
     if interactive:
@@ -281,15 +279,9 @@ async def _chat(settings: Settings, lang: str | None, resident: str, stdin: Text
             line = await asyncio.to_thread(stdin.readline)
             if not line:
                 break
-            inbound = Inbound(
-                channel=console.NAME,
-                address=resident,
-                provider_id=uuid.uuid4().hex,
-                text=line.rstrip("\r\n"),
-                locale_hint=lang,
-            )
+            inbound = chat.message(resident, line.rstrip("\r\n"), lang)
             await kz.inbox.receive(inbound, wait=True)
-            for message in await kz.service.take_pending(console.NAME, resident):
+            for message in await kz.service.take_pending(chat.name, resident):
                 stdout.write(message.text + "\n\n")
             stdout.flush()
     finally:
@@ -320,27 +312,29 @@ async def _export(settings: Settings, what: str, fmt: str, output: str | None) -
     return 0
 
 
-# --- telegram set-webhook ---------------------------------------------------------------
+# --- CHANNEL set-webhook (channels that register their webhook, e.g. telegram) ------------------
 
 
-async def _telegram_set_webhook(settings: Settings) -> int:
-    from channels.registry import build_channels
+async def _set_webhook(settings: Settings, name: str) -> int:
+    from channels.registry import build_channels, spec
 
     if not settings.public_url:
         print("configuration error: PUBLIC_URL must be set to the bot's public https address", file=sys.stderr)
         return 2
     channels = build_channels(settings, settings.media_max_bytes)
-    if channels.telegram is None:
-        print("configuration error: TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET are not set", file=sys.stderr)
-        return 2
+    adapter = channels.get(name)
     try:
-        await channels.telegram.set_webhook(settings.public_url)
+        if adapter is None:
+            known = spec(name)
+            print(f"configuration error: {known.requires if known else name} not set", file=sys.stderr)
+            return 2
+        url = await adapter.register_webhook(settings.public_url)  # type: ignore[attr-defined]
     except Exception as exc:  # noqa: BLE001 - one clear line, never the token
-        print(f"Telegram did not accept the webhook: {type(exc).__name__}", file=sys.stderr)
+        print(f"{name} did not accept the webhook: {type(exc).__name__}", file=sys.stderr)
         return 1
     finally:
         await channels.close()
-    print(f"Telegram now sends updates to {settings.public_url}/webhooks/telegram", file=sys.stderr)
+    print(f"{name} now sends updates to {url}", file=sys.stderr)
     return 0
 
 
@@ -366,6 +360,8 @@ def _flows_check(settings: Settings, out: TextIO) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from channels.registry import bulk_names, specs
+
     p = argparse.ArgumentParser(prog="python -m bot", description="Kiezstimme participation bot")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -382,7 +378,7 @@ def parser() -> argparse.ArgumentParser:
     bc.add_argument("--text", action="append", metavar="LANG=TEXT", help="text per language (repeat); LANG=@file reads a file")
     bc.add_argument("--phase", help="use this phase's announcement, translated")
     bc.add_argument("--fallback", metavar="LANG", help="text for residents whose language has none (else they are skipped)")
-    bc.add_argument("--channel", action="append", choices=["telegram", "sms", "whatsapp", "webchat"])
+    bc.add_argument("--channel", action="append", choices=list(bulk_names()))
     bc.add_argument("--language", action="append")
     bc.add_argument("--district", action="append")
     bc.add_argument("--topic", action="append", help="residents whose ideas have this topic")
@@ -406,8 +402,10 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["csv", "json"], default="csv")
     export.add_argument("--output", default=None, help="file to write (default: stdout)")
 
-    tg = sub.add_parser("telegram", help="Telegram administration")
-    tg.add_argument("action", choices=["set-webhook"], help="register PUBLIC_URL/webhooks/telegram with the secret")
+    for known in specs():
+        if known.registers_webhook:
+            admin = sub.add_parser(known.name, help=f"{known.name} administration")
+            admin.add_argument("action", choices=["set-webhook"], help=f"register PUBLIC_URL/webhooks/... with {known.name}")
 
     flows = sub.add_parser("flows", help="work with the flow files")
     flows.add_argument("action", choices=["check"])
@@ -452,8 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_chat(settings, args.lang, args.resident, sys.stdin, sys.stdout))
         elif args.command == "export":
             return asyncio.run(_export(settings, args.what, args.format, args.output))
-        elif args.command == "telegram":
-            return asyncio.run(_telegram_set_webhook(settings))
+        elif getattr(args, "action", None) == "set-webhook":
+            return asyncio.run(_set_webhook(settings, args.command))
         elif args.command == "flows":
             return _flows_check(settings, sys.stdout)
     except FlowError as exc:

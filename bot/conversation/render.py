@@ -2,6 +2,8 @@
 
 - Choices become buttons where the channel has them, otherwise a numbered
   list (Rasa's idea, driven by :class:`Capabilities` rather than subclassing).
+- A long text is split the channel's way (its ``split``, e.g. SMS segments)
+  and never left longer than its ``max_text``; choices go with the last part.
 - Numbers and dates are formatted with Babel for the resident's locale;
   plural forms follow the language's rules (``ngettext``).
 - In right-to-left languages every value placed into a sentence (reference
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import string
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any, Mapping
 
@@ -111,3 +114,13 @@ class Renderer:
                 lines = [f"{isolate(str(i))} {c.label}" for i, c in enumerate(choices, 1)]
             body = body + "\n" + "\n".join(lines)
         return Outgoing(text=body, language=reply.language, direction=direction, choices=choices)
+
+    def render_parts(self, reply: Reply, caps: Capabilities) -> list[Outgoing]:
+        """The reply as the channel sends it: one or more parts, each within ``caps.max_text``."""
+        out = self.render(reply, caps)
+        parts = caps.fit(out.text)
+        last = len(parts) - 1
+        return [
+            replace(out, text=text, segments=units, choices=out.choices if i == last else ())
+            for i, (text, units) in enumerate(parts)
+        ]

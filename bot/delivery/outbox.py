@@ -9,21 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable
 
-from channels import sms_text as sms
 from bot.storage.db import Database
 from bot.storage.audience import Audience
 from bot.storage.outbox import BULK, BulkResult, OutboxRepository
+from channels.registry import capabilities
 
-__all__ = ["BULK", "PUSH_CHANNELS", "Audience", "BulkResult", "channel_parts", "enqueue_bulk"]
-
-PUSH_CHANNELS = ("telegram", "sms", "whatsapp", "webchat")
+__all__ = ["BULK", "Audience", "BulkResult", "channel_parts", "enqueue_bulk"]
 
 
 def channel_parts(channel: str, text: str) -> list[tuple[str, int | None]]:
-    """The text as the channel sends it: SMS in GSM-7 where possible, split, with segments."""
-    if channel != "sms":
-        return [(text, None)]
-    return [(part, sms.segments(part)[1]) for part in sms.split(sms.prefer_gsm7(text))]
+    """The text as the channel sends it (its capabilities split it and count units, e.g. SMS segments)."""
+    return capabilities(channel).fit(text)
 
 
 async def enqueue_bulk(

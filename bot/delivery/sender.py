@@ -17,9 +17,11 @@
   and jitter, never before the provider's ``retry_after``; permanent
   failures end the message with the reason; nothing is retried forever, and
   a message past its ``expires_at`` is dropped, not sent late.
-- **WhatsApp window.** Outside 24 hours of the resident's last message a
-  WhatsApp message goes out as the language's approved template, or not at
-  all, with the reason recorded.
+- **Reply window.** A channel whose capabilities have a ``reply_window``
+  (WhatsApp: 24 hours after the resident's last message) sends outside it
+  the language's approved template (its ``templates``), or nothing, with the
+  reason recorded. Rates and what they count (messages or SMS segments)
+  come from the capabilities, overridden by the settings.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ MAX_ATTEMPTS = 10
 BASE_DELAY = 1.0
 MAX_DELAY = 15 * 60.0
 LEASE = timedelta(seconds=float(os.environ.get("OUTBOX_LEASE_SECONDS") or 60))
-DEFAULT_RATES = {"telegram": 30.0, "sms": 1.0, "whatsapp": 80.0}  # per second; SMS in segments
 Clock = Callable[[], datetime]
 
 
@@ -217,6 +218,10 @@ class ChannelSender:
     def window(self) -> timedelta | None:
         return self.channel.capabilities.reply_window
 
+    def _units(self, row: Any) -> float:
+        """What one message costs the pacer: 1, or its segments where the rate counts segments."""
+        return float(row.segments or 1) if self.channel.capabilities.rate_unit == "segment" else 1.0
+
     async def _last_inbound(self, rows: list[Any]) -> dict[str, datetime | None]:
         return await self.residents.last_inbound(self.name, {r.address for r in rows})
 
@@ -233,7 +238,8 @@ class ChannelSender:
         last = windows.get(row.address)
         if last is not None and self.clock() - last < self.window:
             return message
-        template = self.flows.whatsapp_templates.get(row.language or "")
+        caps = self.channel.capabilities
+        template = (caps.templates(self.flows) if caps.templates else {}).get(row.language or "")
         return None if template is None else Outgoing(text=row.text, language=row.language, template=template)
 
     async def _send_one(self, row: Any, windows: dict[str, datetime | None]) -> Result:
@@ -241,8 +247,8 @@ class ChannelSender:
             return Result(row, skipped="expired before it could be sent")
         message = self._outgoing(row, windows)
         if message is None:
-            return Result(row, skipped="outside the WhatsApp 24-hour window, no template")
-        await self.bucket.take(float(row.segments or 1))
+            return Result(row, skipped=f"outside {self.channel.capabilities.window_label}, no template")
+        await self.bucket.take(self._units(row))
         started = time.monotonic()
         try:
             sent = await self.channel.send(row.address, message)
@@ -264,7 +270,7 @@ class ChannelSender:
                 id=r.row.id,
                 provider_id=r.sent.provider_id,
                 attempts=r.row.attempts + 1,
-                error="sent as a template (outside the WhatsApp window)" if r.template else None,
+                error=f"sent as a template (outside {self.channel.capabilities.window_label})" if r.template else None,
                 segments=r.sent.segments,
             )
             for r in results
@@ -341,10 +347,13 @@ class Sender:
         metrics: Any = None,
         elect: bool | None = None,
     ) -> None:
-        rates = {**DEFAULT_RATES, **(rates or {})}
+        rates = rates or {}
         elect = (not db.is_sqlite) if elect is None else elect
         self.senders = {
-            name: ChannelSender(name, channel, db, flows, clock, rate=rates.get(name), metrics=metrics, elect=elect)
+            name: ChannelSender(
+                name, channel, db, flows, clock, metrics=metrics, elect=elect,
+                rate=rates[name] if name in rates else channel.capabilities.rate,
+            )
             for name, channel in channels.items()
         }
         self._tasks: list[asyncio.Task[None]] = []

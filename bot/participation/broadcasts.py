@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.app import Kiezstimme
-from bot.delivery.outbox import PUSH_CHANNELS, Audience, channel_parts, enqueue_bulk
+from bot.delivery.outbox import Audience, channel_parts, enqueue_bulk
 from bot.storage.audience import AudienceRepository
 from bot.storage.outbox import OutboxRepository
 from channels.registry import capabilities
@@ -27,24 +27,30 @@ class DryRun:
     total: int
 
 
+def _row(kz: Kiezstimme, channel: str, lang: str, text_lang: str, n: int, text: str, outside: dict[tuple[str, str | None], int], price: float) -> dict[str, Any]:
+    caps = capabilities(channel)
+    row: dict[str, Any] = {"channel": channel, "language": lang, "text_language": text_lang, "residents": n}
+    if caps.units is not None:  # billed per unit (SMS segments)
+        units = sum(u or 0 for _, u in channel_parts(channel, text))
+        row.update(segments=units, cost=round(units * n * price, 2))
+    if caps.reply_window is not None:
+        templates = caps.templates(kz.flows) if caps.templates else {}
+        row.update(outside_window=outside.get((channel, lang), 0), template=lang in templates)
+    return row
+
+
 async def dry_run(kz: Kiezstimme, texts: dict[str, str], fallback: str | None, audience: Audience, price_per_segment: float) -> DryRun:
-    channels = tuple(c for c in PUSH_CHANNELS if c in kz.channels.push or c == "webchat")
-    window = capabilities("whatsapp").reply_window
-    counts, outside = await AudienceRepository(kz.db).counts(audience, channels, kz.service.clock() - window)
+    channels = kz.channels.bulk_targets()
+    now = kz.service.clock()
+    windows = {c: now - w for c in channels if (w := capabilities(c).reply_window) is not None}
+    counts, outside = await AudienceRepository(kz.db).counts(audience, channels, windows)
     rows, without, total = [], {}, 0
     for channel, lang, n in sorted(counts, key=lambda r: (r[0], r[1] or "")):
         text_lang = lang if lang in texts else fallback if fallback in texts else None
         if text_lang is None:
             without[lang or "?"] = without.get(lang or "?", 0) + n
             continue
-        row: dict[str, Any] = {"channel": channel, "language": lang, "text_language": text_lang, "residents": n}
-        if channel == "sms":
-            segments = sum(seg or 0 for _, seg in channel_parts("sms", texts[text_lang]))
-            row.update(segments=segments, cost=round(segments * n * price_per_segment, 2))
-        if channel == "whatsapp":
-            outside_n = outside.get(lang, 0)
-            row.update(outside_window=outside_n, template=lang in kz.flows.whatsapp_templates)
-        rows.append(row)
+        rows.append(_row(kz, channel, lang, text_lang, n, texts[text_lang], outside, price_per_segment))
         total += n
     return DryRun(rows, without, total)
 
@@ -58,7 +64,7 @@ async def send(kz: Kiezstimme, key: str, texts: dict[str, str], fallback: str | 
     directions = {tr.language.code: tr.language.direction for tr in kz.catalogs}
     result = await enqueue_bulk(
         kz.db, key=key, texts=texts, fallback=fallback, audience=audience,
-        channels=tuple(c for c in PUSH_CHANNELS if c in kz.channels.push or c == "webchat"),
+        channels=kz.channels.bulk_targets(),
         now=kz.service.clock(), directions=directions,
     )
     kz.sender.wake()
@@ -66,11 +72,11 @@ async def send(kz: Kiezstimme, key: str, texts: dict[str, str], fallback: str | 
 
 
 async def progress(kz: Kiezstimme, key: str) -> dict[str, int]:
-    """Messages of one broadcast by status; web chat ones wait for the resident to
-    open the page and count as "in web chat"."""
+    """Messages of one broadcast by status; those for a pull channel (the web chat)
+    wait for the resident to open the page and count as "in web chat"."""
     counts: dict[str, int] = {}
     for channel, status, n in await OutboxRepository(kz.db).progress(key):
-        if channel == "webchat" and status == "pending":
+        if status == "pending" and capabilities(channel).delivery == "pull":
             status = "in web chat"
         counts[status] = counts.get(status, 0) + n
     return counts

@@ -19,18 +19,20 @@ from typing import Any
 
 from bot.conversation import texts as M
 from bot.app import Kiezstimme
+from bot.conversation.phases import Phase, ReminderPoint, phase_announcements, reminder_points
 from bot.conversation.session import Conversation
 from bot.conversation.step import Context, Msg, Remind, ReminderDue, Reply
-from bot.delivery.outbox import PUSH_CHANNELS, Audience, BulkResult, enqueue_bulk
-from bot.conversation.phases import Phase, ReminderPoint, phase_announcements, reminder_points
-from bot.storage.contributions import ContributionRepository
+from bot.delivery.outbox import Audience, BulkResult, enqueue_bulk
 from bot.storage.audience import AudienceRepository
+from bot.storage.contributions import ContributionRepository
 from bot.storage.sessions import SessionRepository
-from channels.registry import capabilities
+from bot.values import Capabilities
+from channels.registry import bulk_names
 
 log = logging.getLogger(__name__)
 IDLE_AFTER = timedelta(minutes=15)  # a dialogue untouched this long no longer counts as "in progress"
 RETRY_EVERY = timedelta(minutes=10)
+NEUTRAL = Capabilities()  # bulk texts have no choices; each channel splits them its way when enqueued
 
 
 @dataclass
@@ -55,7 +57,7 @@ def in_every_language(
     texts, directions = {}, {}
     for tr in kz.catalogs:
         reply = Reply(singular, tr.language.code, params or {}, plural=plural, count=count)
-        out = kz.service.renderer.render(reply, capabilities("telegram"))
+        out = kz.service.renderer.render(reply, NEUTRAL)
         texts[tr.language.code] = out.text
         directions[tr.language.code] = out.direction
     return texts, directions
@@ -72,7 +74,7 @@ def _left(deadline: datetime, now: datetime) -> tuple[int, bool]:
 async def _classify(kz: Kiezstimme, phase: Phase, now: datetime) -> tuple[list[int], list[int], int, int]:
     """(general ids, personal ids, skipped because done, deferred because busy)."""
     dialogues = phase.dialogues
-    ids = await AudienceRepository(kz.db).residents(Audience(), PUSH_CHANNELS)
+    ids = await AudienceRepository(kz.db).residents(Audience(), bulk_names())
     done = await ContributionRepository(kz.db).participants(
         phase.starts, phase.ends, ideas="idea" in dialogues, feedback="feedback" in dialogues
     )
@@ -105,7 +107,7 @@ async def send_reminder(kz: Kiezstimme, point: ReminderPoint, now: datetime) -> 
     general, personal, run.skipped_done, run.deferred = await _classify(kz, point.phase, now)
     count, in_days = _left(point.deadline, now)
     params = {"count": count, "phase": Msg(point.phase.name), "date": point.deadline.astimezone(kz.settings.zone).date()}
-    channels = tuple(kz.channels.push) + ("webchat",)
+    channels = kz.channels.bulk_targets()
     for ids, days_msg, hours_msg, target in (
         (general, M.REMINDER_DAYS, M.REMINDER_HOURS, "general"),
         (personal, M.REMINDER_UNFINISHED_DAYS, M.REMINDER_UNFINISHED_HOURS, "personal"),
@@ -130,7 +132,7 @@ async def send_announcement(kz: Kiezstimme, phase: Phase, now: datetime) -> Bulk
         return BulkResult()
     texts, directions = in_every_language(kz, phase.announcement)
     result = await enqueue_bulk(
-        kz.db, key=f"announce:{phase.id}", texts=texts, audience=Audience(), channels=tuple(kz.channels.push) + ("webchat",),
+        kz.db, key=f"announce:{phase.id}", texts=texts, audience=Audience(), channels=kz.channels.bulk_targets(),
         now=now, expires_at=phase.ends, directions=directions,
     )
     kz.sender.wake()
@@ -152,7 +154,7 @@ async def set_idea_status(kz: Kiezstimme, reference: str, status: str, now: date
     texts, directions = in_every_language(kz, msgid, {"reference": reference.upper()})
     result = await enqueue_bulk(
         kz.db, key=f"status:{reference.upper()}:{status}", texts=texts,
-        audience=Audience(resident_ids=(resident_id,)), channels=tuple(kz.channels.push) + ("webchat",),
+        audience=Audience(resident_ids=(resident_id,)), channels=kz.channels.bulk_targets(),
         now=now, directions=directions,
     )
     kz.sender.wake()

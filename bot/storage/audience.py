@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from sqlalchemy import func, select
 from sqlalchemy.sql import Select
@@ -66,24 +66,27 @@ class AudienceRepository:
             return set((await conn.execute(select(base.c.resident_id).distinct())).scalars())
 
     async def counts(
-        self, audience: Audience, channels: Iterable[str], window_since: datetime
-    ) -> tuple[list[tuple[str, str | None, int]], dict[str | None, int]]:
-        """(channel, language, residents) the audience has, and per language the WhatsApp
-        residents who last wrote before ``window_since`` (outside the reply window)."""
+        self, audience: Audience, channels: Iterable[str], window_since: Mapping[str, datetime]
+    ) -> tuple[list[tuple[str, str | None, int]], dict[tuple[str, str | None], int]]:
+        """(channel, language, residents) the audience has, and per (channel, language) the
+        residents of channels with a reply window who last wrote before ``window_since[channel]``."""
         base = audience_query(audience, channels).subquery()
+        outside: dict[tuple[str, str | None], int] = {}
         async with self.db.read() as conn:
             counts = (
                 await conn.execute(
                     select(base.c.channel, base.c.language, func.count()).group_by(base.c.channel, base.c.language)
                 )
             ).all()
-            outside = (
-                await conn.execute(
-                    select(base.c.language, func.count())
-                    .join(ChannelIdentity, ChannelIdentity.id == base.c.identity_id)
-                    .where(base.c.channel == "whatsapp")
-                    .where((ChannelIdentity.last_inbound_at.is_(None)) | (ChannelIdentity.last_inbound_at < window_since))
-                    .group_by(base.c.language)
-                )
-            ).all()
-        return [tuple(r) for r in counts], dict(outside)  # type: ignore[misc]
+            for channel, since in window_since.items():
+                rows = (
+                    await conn.execute(
+                        select(base.c.language, func.count())
+                        .join(ChannelIdentity, ChannelIdentity.id == base.c.identity_id)
+                        .where(base.c.channel == channel)
+                        .where((ChannelIdentity.last_inbound_at.is_(None)) | (ChannelIdentity.last_inbound_at < since))
+                        .group_by(base.c.language)
+                    )
+                ).all()
+                outside.update({(channel, lang): n for lang, n in rows})
+        return [(r[0], r[1], r[2]) for r in counts], outside

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from bot.conversation import texts as M
 from bot.app import Kiezstimme
-from channels import webchat
+from bot.values import Rejected
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -104,28 +104,28 @@ def _messages(delivered) -> dict:  # type: ignore[no-untyped-def]
 
 
 async def webchat_post(request: web.Request) -> web.Response:
+    from bot.web.webhooks import neutral
+
     kz = request.app[APP_KEY]
-    if request.content_type != "application/json":
-        return _error(415, "send JSON (Content-Type: application/json)")
+    chat = kz.channels.webchat
     try:
-        data = json.loads(await request.text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(400, "the body is not valid JSON")
-    try:
-        inbound = webchat.parse_request(data, provider_id=uuid.uuid4().hex)
-    except webchat.BadRequest as exc:
-        return _error(400, str(exc))
+        inbound = await chat.read_message(neutral(request), provider_id=uuid.uuid4().hex)
+    except Rejected as exc:
+        return _error(exc.status, exc.message)
     await kz.inbox.receive(inbound, wait=True)  # in order, then answer at once
-    return web.json_response(_messages(await kz.service.take_pending(webchat.NAME, inbound.address)))
+    return web.json_response(_messages(await kz.service.take_pending(chat.name, inbound.address)))
 
 
 async def webchat_poll(request: web.Request) -> web.Response:
     """Messages that arrived later (reminders, announcements) for a page that polls."""
     client_id = request.query.get("client_id", "")
-    if not webchat.CLIENT_ID.match(client_id):
-        return _error(400, "client_id must be 8-128 characters of A-Z, a-z, 0-9, _ and -")
     kz = request.app[APP_KEY]
-    return web.json_response(_messages(await kz.service.take_pending(webchat.NAME, client_id)))
+    chat = kz.channels.webchat
+    try:
+        chat.check_client(client_id)
+    except Rejected as exc:
+        return _error(exc.status, exc.message)
+    return web.json_response(_messages(await kz.service.take_pending(chat.name, client_id)))
 
 
 def make_app(kz: Kiezstimme, *, background: bool = False) -> web.Application:

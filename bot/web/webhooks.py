@@ -1,26 +1,26 @@
-"""Provider webhooks: verify, store durably, acknowledge, process after.
+"""Provider webhooks: one route over the channel registry.
 
-A forged or malformed request gets a 4xx and changes nothing; a redelivered
-one (same ``update_id`` / ``MessageSid``) is acknowledged again and has no
-second effect (the inbox's unique constraint decides).
+``POST /webhooks/{path}`` goes to the adapter that owns the path (404 if no
+channel switched on does). The adapter verifies and reads the request and
+answers with a :class:`WebhookResult`; here its messages are stored durably,
+reachability and delivery reports applied, and only then is the adapter's
+acknowledgement returned. A forged or malformed request gets the adapter's
+4xx and changes nothing; a redelivered one (same ``update_id`` /
+``MessageSid``) is acknowledged again and has no second effect (the inbox's
+unique constraint decides).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 from typing import Any
 
 from aiohttp import web
 
 from bot.app import Kiezstimme
 from bot.delivery.sender import record_status
-from channels.telegram import SECRET_HEADER
-from channels.twilio_base import SIGNATURE_HEADER, has_required, status_update
+from bot.values import Inbound, WebhookRequest, WebhookResult
 
-log = logging.getLogger(__name__)
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 KZ = web.AppKey("kiezstimme-webhooks", Kiezstimme)
 _background: set[asyncio.Task[Any]] = set()
 
@@ -31,77 +31,39 @@ def _later(coro: Any) -> None:
     task.add_done_callback(_background.discard)
 
 
-async def telegram(request: web.Request) -> web.Response:
-    kz = request.app[KZ]
-    channel = kz.channels.telegram
-    if channel is None:
-        raise web.HTTPNotFound()
-    if not channel.verify(request.headers.get(SECRET_HEADER)):
-        return web.json_response({"error": "forbidden"}, status=403)
-    try:
-        data = json.loads(await request.text())
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-            raise ValueError("not an Update")
-    except (ValueError, UnicodeDecodeError):
-        return web.json_response({"error": "not a Telegram update"}, status=400)
-    try:
-        parsed = channel.parse(data)
-    except Exception:  # noqa: BLE001 - a poison update is acknowledged, logged and dropped
-        log.exception("could not read Telegram update %s; acknowledged and dropped", data.get("update_id"))
-        return web.json_response({})
-    for change in parsed.reachability:
+async def apply(kz: Kiezstimme, result: WebhookResult) -> None:
+    """Everything a webhook brought, done before it is acknowledged."""
+    for change in result.reachability:
         await kz.service.set_reachable(change)
-    stored = [inbound for inbound in parsed.inbound if await kz.inbox.receive(inbound)]
-    if parsed.callback and stored:
-        _later(channel.acknowledge(parsed.callback))
-    return web.json_response({})
+    stored = [inbound for inbound in result.inbound if await kz.inbox.receive(inbound)]
+    for report in result.statuses:
+        await record_status(kz.db, kz.service.clock, report)
+    if result.after_ack is not None and stored:
+        _later(result.after_ack())
 
 
-async def _twilio_form(request: web.Request, kz: Kiezstimme) -> Any:
-    if kz.channels.twilio is None:
-        raise web.HTTPNotFound()
-    if request.content_type != "application/x-www-form-urlencoded":
-        raise web.HTTPUnsupportedMediaType(text="form-encoded body expected")
-    form = await request.post()
-    if not kz.channels.twilio.verify(request.path_qs, form, request.headers.get(SIGNATURE_HEADER)):
-        raise web.HTTPForbidden(text="invalid signature")
-    return form
+def neutral(request: web.Request) -> WebhookRequest:
+    return WebhookRequest(
+        path=request.rel_url.raw_path,
+        query_string=request.rel_url.raw_query_string,
+        headers=request.headers,
+        content_type=request.content_type,
+        charset=request.charset,
+        read=request.read,
+    )
 
 
-async def _twilio_inbound(request: web.Request, name: str) -> web.Response:
+async def webhook(request: web.Request) -> web.Response:
     kz = request.app[KZ]
-    channel = kz.channels.sms if name == "sms" else kz.channels.whatsapp
-    if channel is None:
+    handler = kz.channels.webhook(request.match_info["path"])
+    if handler is None:
         raise web.HTTPNotFound()
-    form = await _twilio_form(request, kz)
-    if not has_required(form):
-        raise web.HTTPBadRequest(text="MessageSid and From are required")
-    inbound = channel.parse(form)
-    await kz.inbox.receive(inbound)
-    return web.Response(text=EMPTY_TWIML, content_type="text/xml")
-
-
-async def twilio_sms(request: web.Request) -> web.Response:
-    return await _twilio_inbound(request, "sms")
-
-
-async def twilio_whatsapp(request: web.Request) -> web.Response:
-    return await _twilio_inbound(request, "whatsapp")
-
-
-async def twilio_status(request: web.Request) -> web.Response:
-    kz = request.app[KZ]
-    form = await _twilio_form(request, kz)
-    report = status_update(form)
-    if report is None:
-        raise web.HTTPBadRequest(text="MessageSid and MessageStatus are required")
-    await record_status(kz.db, kz.service.clock, report)
-    return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+    result = await handler(neutral(request))
+    if result.status < 300:
+        await apply(kz, result)
+    return web.Response(status=result.status, text=result.body, content_type=result.content_type)
 
 
 def add_routes(app: web.Application, kz: Kiezstimme) -> None:
     app[KZ] = kz
-    app.router.add_post("/webhooks/telegram", telegram)
-    app.router.add_post("/webhooks/twilio/sms", twilio_sms)
-    app.router.add_post("/webhooks/twilio/whatsapp", twilio_whatsapp)
-    app.router.add_post("/webhooks/twilio/status", twilio_status)
+    app.router.add_post("/webhooks/{path:.+}", webhook)
