@@ -40,7 +40,15 @@ def make_app(limit: float) -> web.Application:
                 window.popleft()
             if len(window) >= limit:
                 state["violations"] += 1
-                return web.json_response({"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}, status=429)
+                return web.json_response(
+                    {
+                        "ok": False,
+                        "error_code": 429,
+                        "description": "Too Many Requests: retry after 1",
+                        "parameters": {"retry_after": 1},
+                    },
+                    status=429,
+                )
             window.append(now)
         chat = str(params.get("chat_id"))
         per_chat[chat] += 1
@@ -49,7 +57,17 @@ def make_app(limit: float) -> web.Application:
         state["last_at"] = now
         message_id = state["next_id"]
         state["next_id"] += 1
-        return web.json_response({"ok": True, "result": {"message_id": message_id, "date": int(time.time()), "text": params.get("text", ""), "chat": {"id": int(chat) if chat.lstrip("-").isdigit() else 0, "type": "private"}}})
+        return web.json_response(
+            {
+                "ok": True,
+                "result": {
+                    "message_id": message_id,
+                    "date": int(time.time()),
+                    "text": params.get("text", ""),
+                    "chat": {"id": int(chat) if chat.lstrip("-").isdigit() else 0, "type": "private"},
+                },
+            }
+        )
 
     async def stats(request: web.Request) -> web.Response:
         chat = request.query.get("chat")

@@ -15,17 +15,15 @@ import asyncio
 import json
 import os
 import platform
-import resource
 import secrets
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.delivery.outbox import Audience, enqueue_bulk  # noqa: E402
-from bot.storage.seed import seed_residents  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
+from bot.storage.seed import seed_residents  # noqa: E402
 
 TOKEN = "123456:BENCH-token_abcdefghijklmnopqrstu"
 SECRET = "bench-secret_0123456789"
@@ -51,7 +49,9 @@ def free_port() -> int:
 
 
 def pinned(core: int, args: list[str]) -> list[str]:
-    return (["taskset", "-c", str(core)] if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > 1 else []) + args
+    return (
+        ["taskset", "-c", str(core)] if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > 1 else []
+    ) + args
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -85,8 +85,13 @@ async def wait_http(url: str, timeout: float = 60) -> None:
 
 class Process:
     def __init__(self, args: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> None:
-        self.popen = subprocess.Popen(args, cwd=ROOT, env=env or os.environ.copy(),
-                                      stdout=open(log, "ab") if log else subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.popen = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env or os.environ.copy(),
+            stdout=open(log, "ab") if log else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -123,9 +128,17 @@ async def drop_database(url: str) -> None:
 
 def bot_env(database_url: str, port: int, tg_root: str, workdir: Path, **extra: str) -> dict[str, str]:
     return {
-        **os.environ, "DATABASE_URL": database_url, "PORT": str(port), "PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "MEDIA_DIR": str(workdir / "media"), "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_WEBHOOK_SECRET": SECRET,
-        "TELEGRAM_API_BASE_URL": tg_root, "TELEGRAM_RATE_PER_S": "0", "LOG_LEVEL": "WARNING", **extra,
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "PORT": str(port),
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "MEDIA_DIR": str(workdir / "media"),
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "TELEGRAM_API_BASE_URL": tg_root,
+        "TELEGRAM_RATE_PER_S": "0",
+        "LOG_LEVEL": "WARNING",
+        **extra,
     }
 
 
@@ -133,15 +146,23 @@ def bot_env(database_url: str, port: int, tg_root: str, workdir: Path, **extra: 
 
 
 def update(update_id: int, chat: int, text: str) -> bytes:
-    return json.dumps({
-        "update_id": update_id,
-        "message": {"message_id": update_id, "date": int(time.time()), "text": text,
-                    "chat": {"id": chat, "type": "private", "first_name": "B"},
-                    "from": {"id": chat, "is_bot": False, "first_name": "B", "language_code": "xx"}},
-    }).encode()
+    return json.dumps(
+        {
+            "update_id": update_id,
+            "message": {
+                "message_id": update_id,
+                "date": int(time.time()),
+                "text": text,
+                "chat": {"id": chat, "type": "private", "first_name": "B"},
+                "from": {"id": chat, "is_bot": False, "first_name": "B", "language_code": "xx"},
+            },
+        }
+    ).encode()
 
 
-async def closed_loop(url: str, total: int, residents: int, concurrency: int, headers: dict[str, str]) -> dict[str, float]:
+async def closed_loop(
+    url: str, total: int, residents: int, concurrency: int, headers: dict[str, str]
+) -> dict[str, float]:
     """As fast as the server acknowledges: ``concurrency`` residents at a time."""
     latencies: list[float] = []
     counter = iter(range(total))
@@ -165,11 +186,17 @@ async def closed_loop(url: str, total: int, residents: int, concurrency: int, he
         started = time.perf_counter()
         await asyncio.gather(*(runner(session, i) for i in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return {"rate": total / elapsed, "p50_ms": percentile(latencies, 50) * 1000,
-            "p99_ms": percentile(latencies, 99) * 1000, "errors": errors}
+    return {
+        "rate": total / elapsed,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "errors": errors,
+    }
 
 
-async def open_loop(url: str, rate: float, seconds: float, residents: int, headers: dict[str, str], first_id: int) -> dict[str, float]:
+async def open_loop(
+    url: str, rate: float, seconds: float, residents: int, headers: dict[str, str], first_id: int
+) -> dict[str, float]:
     """A fixed offered rate, for latency under a realistic load."""
     latencies: list[float] = []
     tasks = []
@@ -218,8 +245,16 @@ async def inbound(kind: str, workdir: Path, tg_root: str, total: int, results: d
 
         async def counts() -> tuple[int, int]:
             async with db.read() as conn:
-                pending = (await conn.execute(select(func.count()).select_from(InboundMessage).where(InboundMessage.status == "pending"))).scalar_one()
-                done = (await conn.execute(select(func.count()).select_from(InboundMessage).where(InboundMessage.status == "done"))).scalar_one()
+                pending = (
+                    await conn.execute(
+                        select(func.count()).select_from(InboundMessage).where(InboundMessage.status == "pending")
+                    )
+                ).scalar_one()
+                done = (
+                    await conn.execute(
+                        select(func.count()).select_from(InboundMessage).where(InboundMessage.status == "done")
+                    )
+                ).scalar_one()
             return pending, done
 
         pending0, done0 = await counts()
@@ -231,8 +266,13 @@ async def inbound(kind: str, workdir: Path, tg_root: str, total: int, results: d
         elapsed = time.perf_counter() - started
         await db.dispose()
         step_rate = (processed - done0) / elapsed if elapsed > 0 and processed > done0 else float("nan")
-        results[f"inbound_{kind}"] = {**fig, "open_loop_1000": lat, "processed": processed,
-                                      "backlog_after_load": pending0, "steps_per_s": step_rate}
+        results[f"inbound_{kind}"] = {
+            **fig,
+            "open_loop_1000": lat,
+            "processed": processed,
+            "backlog_after_load": pending0,
+            "steps_per_s": step_rate,
+        }
     finally:
         server.stop()
         await drop_database(url_db)
@@ -253,8 +293,10 @@ async def bare_baseline(results: dict[str, Any], total: int) -> None:
         url = f"http://127.0.0.1:{port}/webhooks/telegram"
         headers = {"Content-Type": "application/json"}
         await closed_loop(url, 500, 1000, 32, headers)
-        results["inbound_bare_aiohttp"] = {**await closed_loop(url, total, 1000, 64, headers),
-                                           "open_loop_1000": await open_loop(url, 1000, 5, 1000, headers, 1)}
+        results["inbound_bare_aiohttp"] = {
+            **await closed_loop(url, total, 1000, 64, headers),
+            "open_loop_1000": await open_loop(url, 1000, 5, 1000, headers, 1),
+        }
     finally:
         server.stop()
 
@@ -267,14 +309,18 @@ async def broadcast_enqueue(kind: str, workdir: Path, residents: int, results: d
     await seed_residents(db, residents, languages=langs, channels=("telegram",))
     texts = {lang: f"Die Feedback-Phase beginnt heute ({lang})." for lang in langs}
     started = time.perf_counter()
-    result = await enqueue_bulk(db, key="bench", texts=texts, audience=Audience(), channels=("telegram",), now=datetime.now(timezone.utc))
+    result = await enqueue_bulk(
+        db, key="bench", texts=texts, audience=Audience(), channels=("telegram",), now=datetime.now(UTC)
+    )
     elapsed = time.perf_counter() - started
     await db.dispose()
     results[f"broadcast_enqueue_{kind}"] = {"recipients": result.total, "seconds": elapsed}
     return url_db
 
 
-async def sender(kind: str, url_db: str, workdir: Path, tg_port: int, results: dict[str, Any], limit: float | None, count: int) -> None:
+async def sender(
+    kind: str, url_db: str, workdir: Path, tg_port: int, results: dict[str, Any], limit: float | None, count: int
+) -> None:
     """Drain ``count`` of the enqueued broadcast with the fake Telegram (optionally rate-limited)."""
     fake = Process(pinned(1, [sys.executable, "-m", "bench.fake_server", str(tg_port), str(limit or 0)]))
     tg_root = f"http://127.0.0.1:{tg_port}"
@@ -283,7 +329,11 @@ async def sender(kind: str, url_db: str, workdir: Path, tg_port: int, results: d
     env = bot_env(url_db, port, tg_root, workdir, TELEGRAM_RATE_PER_S=str(limit or 0))
     server = Process(pinned(0, [sys.executable, "-m", "bot", "serve"]), env, workdir / "sender.log")
     # on PostgreSQL the web process only receives; a worker (same core) sends
-    worker = None if kind == "sqlite" else Process(pinned(0, [sys.executable, "-m", "bot", "worker"]), env, workdir / "worker.log")
+    worker = (
+        None
+        if kind == "sqlite"
+        else Process(pinned(0, [sys.executable, "-m", "bot", "worker"]), env, workdir / "worker.log")
+    )
     reply_latency: list[float] = []
     try:
         await wait_http(f"http://127.0.0.1:{port}/healthz")
@@ -302,8 +352,11 @@ async def sender(kind: str, url_db: str, workdir: Path, tg_port: int, results: d
                     probe += 1
                     chat = 900_000 + probe
                     t0 = time.perf_counter()
-                    await session.post(f"http://127.0.0.1:{port}/webhooks/telegram", data=update(50_000_000 + probe, chat, "👋"),
-                                       headers={"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"})
+                    await session.post(
+                        f"http://127.0.0.1:{port}/webhooks/telegram",
+                        data=update(50_000_000 + probe, chat, "👋"),
+                        headers={"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"},
+                    )
                     while True:
                         async with session.get(tg_root + f"/stats?chat={chat}") as resp:
                             if (await resp.json())["chat_sent"] > 0:
@@ -313,10 +366,18 @@ async def sender(kind: str, url_db: str, workdir: Path, tg_port: int, results: d
                 await asyncio.sleep(0.05)
             elapsed = (stats["last_at"] - stats["first_at"]) if stats.get("first_at") else float("nan")
         key = f"sender_{kind}_{'limit_' + str(int(limit)) if limit else 'unlimited'}"
-        results[key] = {"sent": stats["sent"], "rate": (stats["sent"] - 1) / elapsed if elapsed else 0,
-                        "violations": stats["violations"], "limit": limit}
+        results[key] = {
+            "sent": stats["sent"],
+            "rate": (stats["sent"] - 1) / elapsed if elapsed else 0,
+            "violations": stats["violations"],
+            "limit": limit,
+        }
         if reply_latency:
-            results[f"reply_during_broadcast_{kind}"] = {"p50_s": percentile(reply_latency, 50), "p99_s": percentile(reply_latency, 99), "samples": len(reply_latency)}
+            results[f"reply_during_broadcast_{kind}"] = {
+                "p50_s": percentile(reply_latency, 50),
+                "p99_s": percentile(reply_latency, 99),
+                "samples": len(reply_latency),
+            }
     finally:
         server.stop()
         if worker is not None:
@@ -337,12 +398,27 @@ async def memory(kind: str, workdir: Path, tg_root: str, results: dict[str, Any]
             from bot.storage.models import Resident, Session
 
             ids = (await conn.execute(select(Resident.id))).scalars().all()
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             for i in range(0, len(ids), 5000):
-                await conn.execute(insert(Session), [{"resident_id": rid, "state": {"node": "idea.topic", "vars": {"language": "de"}}, "version": 1, "updated_at": now} for rid in ids[i:i + 5000]])
+                await conn.execute(
+                    insert(Session),
+                    [
+                        {
+                            "resident_id": rid,
+                            "state": {"node": "idea.topic", "vars": {"language": "de"}},
+                            "version": 1,
+                            "updated_at": now,
+                        }
+                        for rid in ids[i : i + 5000]
+                    ],
+                )
         await db.dispose()
         port = free_port()
-        server = Process(pinned(0, [sys.executable, "-m", "bot", "serve"]), bot_env(url_db, port, tg_root, workdir), workdir / "mem.log")
+        server = Process(
+            pinned(0, [sys.executable, "-m", "bot", "serve"]),
+            bot_env(url_db, port, tg_root, workdir),
+            workdir / "mem.log",
+        )
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz")
             headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
@@ -352,35 +428,90 @@ async def memory(kind: str, workdir: Path, tg_root: str, results: dict[str, Any]
         finally:
             server.stop()
             await drop_database(url_db)
-    results[f"rss_{kind}"] = {str(k): v for k, v in figures.items()} | {"growth_mb": figures[sizes[1]] - figures[sizes[0]]}
+    results[f"rss_{kind}"] = {str(k): v for k, v in figures.items()} | {
+        "growth_mb": figures[sizes[1]] - figures[sizes[0]]
+    }
 
 
 def table(results: dict[str, Any]) -> str:
     rows = [("measurement", "figure", "target")]
     bare = results.get("inbound_bare_aiohttp")
     if bare:
-        rows.append(("bare aiohttp JSON endpoint (baseline)", f"{bare['rate']:,.0f} msg/s, p50 {bare['p50_ms']:.1f} ms, p99 {bare['p99_ms']:.1f} ms; at 1,000/s p99 {bare['open_loop_1000']['p99_ms']:.1f} ms", "ceiling"))
+        rows.append(
+            (
+                "bare aiohttp JSON endpoint (baseline)",
+                f"{bare['rate']:,.0f} msg/s, p50 {bare['p50_ms']:.1f} ms, p99 {bare['p99_ms']:.1f} ms; "
+                f"at 1,000/s p99 {bare['open_loop_1000']['p99_ms']:.1f} ms",
+                "ceiling",
+            )
+        )
     for kind, target in (("sqlite", "≥ 4,000/s"), ("postgresql", "≥ 3,000/s")):
         r = results.get(f"inbound_{kind}")
         if r:
-            rows.append((f"/webhooks/telegram on {kind}, 1,000 residents", f"{r['rate']:,.0f} msg/s acked, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms", target))
-            rows.append((f"  at 1,000 msg/s offered ({kind})", f"p50 {r['open_loop_1000']['p50_ms']:.1f} ms, p99 {r['open_loop_1000']['p99_ms']:.1f} ms", "p99 ≤ 25 ms"))
-            rows.append((f"  dialogue steps processed ({kind})", f"{r['steps_per_s']:,.0f} steps/s; {r['backlog_after_load']:,} still queued when the load stopped", "—"))
+            rows.append(
+                (
+                    f"/webhooks/telegram on {kind}, 1,000 residents",
+                    f"{r['rate']:,.0f} msg/s acked, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms",
+                    target,
+                )
+            )
+            rows.append(
+                (
+                    f"  at 1,000 msg/s offered ({kind})",
+                    f"p50 {r['open_loop_1000']['p50_ms']:.1f} ms, p99 {r['open_loop_1000']['p99_ms']:.1f} ms",
+                    "p99 ≤ 25 ms",
+                )
+            )
+            rows.append(
+                (
+                    f"  dialogue steps processed ({kind})",
+                    f"{r['steps_per_s']:,.0f} steps/s; {r['backlog_after_load']:,} still queued when the load stopped",
+                    "—",
+                )
+            )
     for kind in ("sqlite", "postgresql"):
         r = results.get(f"broadcast_enqueue_{kind}")
         if r:
-            rows.append((f"enqueue broadcast, 5 languages ({kind})", f"{r['recipients']:,} recipients in {r['seconds']:.2f} s", "≤ 5 s for 100,000"))
-        for key, label, target in ((f"sender_{kind}_unlimited", "sender, no limit", "≥ 1,000/s"), (f"sender_{kind}_limit_30", "sender, 30/s limit", "≥ 95 % of limit, 0 violations")):
+            rows.append(
+                (
+                    f"enqueue broadcast, 5 languages ({kind})",
+                    f"{r['recipients']:,} recipients in {r['seconds']:.2f} s",
+                    "≤ 5 s for 100,000",
+                )
+            )
+        for key, label, target in (
+            (f"sender_{kind}_unlimited", "sender, no limit", "≥ 1,000/s"),
+            (f"sender_{kind}_limit_30", "sender, 30/s limit", "≥ 95 % of limit, 0 violations"),
+        ):
             s = results.get(key)
             if s:
-                rows.append((f"{label} ({kind})", f"{s['rate']:,.1f} msg/s, {s['violations']} violations ({s['sent']:,} sent)", target))
+                rows.append(
+                    (
+                        f"{label} ({kind})",
+                        f"{s['rate']:,.1f} msg/s, {s['violations']} violations ({s['sent']:,} sent)",
+                        target,
+                    )
+                )
         r = results.get(f"reply_during_broadcast_{kind}")
         if r:
-            rows.append((f"reply while a broadcast drains ({kind})", f"p50 {r['p50_s']:.3f} s, p99 {r['p99_s']:.3f} s ({r['samples']} replies)", "p99 ≤ 2 s"))
+            rows.append(
+                (
+                    f"reply while a broadcast drains ({kind})",
+                    f"p50 {r['p50_s']:.3f} s, p99 {r['p99_s']:.3f} s ({r['samples']} replies)",
+                    "p99 ≤ 2 s",
+                )
+            )
         m = results.get(f"rss_{kind}")
         if m:
             sizes = [k for k in m if k != "growth_mb"]
-            rows.append((f"RSS of serve ({kind})", ", ".join(f"{int(k):,} residents: {m[k]:.0f} MB" for k in sizes) + f"; growth {m['growth_mb']:.1f} MB", "growth ≤ 50 MB"))
+            rows.append(
+                (
+                    f"RSS of serve ({kind})",
+                    ", ".join(f"{int(k):,} residents: {m[k]:.0f} MB" for k in sizes)
+                    + f"; growth {m['growth_mb']:.1f} MB",
+                    "growth ≤ 50 MB",
+                )
+            )
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [" | ".join(c.ljust(width[i]) for i, c in enumerate(r)) for r in rows]
     lines.insert(1, "-+-".join("-" * w for w in width))
@@ -397,8 +528,11 @@ async def main() -> None:
     total = 5_000 if args.quick else 10_000
     broadcast = 10_000 if args.quick else 100_000
     kinds = ([] if args.skip_sqlite else ["sqlite"]) + ([] if args.skip_postgres else ["postgresql"])
-    results: dict[str, Any] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                               "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         tg_port = free_port()
@@ -416,7 +550,15 @@ async def main() -> None:
             if args.only in (None, "outbound"):
                 url_db = await broadcast_enqueue(kind, workdir, broadcast, results)
                 try:
-                    await sender(kind, url_db, workdir, free_port(), results, None, min(broadcast, 20_000 if not args.quick else 5_000))
+                    await sender(
+                        kind,
+                        url_db,
+                        workdir,
+                        free_port(),
+                        results,
+                        None,
+                        min(broadcast, 20_000 if not args.quick else 5_000),
+                    )
                     await sender(kind, url_db, workdir, free_port(), results, 30.0, 300 if not args.quick else 150)
                 finally:
                     await drop_database(url_db)
@@ -426,7 +568,9 @@ async def main() -> None:
             fake = Process(pinned(1, [sys.executable, "-m", "bench.fake_server", str(tg_port), "0"]))
             await wait_http(f"http://127.0.0.1:{tg_port}/stats")
             try:
-                await memory(kind, workdir, f"http://127.0.0.1:{tg_port}", results, (1_000, 10_000 if args.quick else 100_000))
+                await memory(
+                    kind, workdir, f"http://127.0.0.1:{tg_port}", results, (1_000, 10_000 if args.quick else 100_000)
+                )
             finally:
                 fake.stop()
     out = ROOT / "bench" / "results"

@@ -11,10 +11,10 @@ from bot.conversation.engine import Engine
 from bot.conversation.flow_files import load_flows
 from bot.conversation.flows import FlowSet
 from bot.conversation.i18n import Catalogs
-from bot.delivery.inbox import InboxProcessor
-from bot.metrics import Metrics
 from bot.conversation.render import Renderer
+from bot.delivery.inbox import InboxProcessor
 from bot.delivery.sender import Sender
+from bot.metrics import Metrics
 from bot.service import Clock, ConversationService, utcnow
 from bot.storage.db import Database
 from bot.storage.outbox import OutboxRepository
@@ -90,4 +90,6 @@ def build(settings: Settings, *, clock: Clock = utcnow, db: Database | None = No
     service.metrics = metrics
     sender = Sender(db, channels.push, flows, clock, rates=channels.rates, metrics=metrics)
     service.on_outbox = sender.wake
-    return Kiezstimme(settings, flows, catalogs, engine, db, service, channels, InboxProcessor(service), sender, metrics)
+    return Kiezstimme(
+        settings, flows, catalogs, engine, db, service, channels, InboxProcessor(service), sender, metrics
+    )

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -32,11 +33,11 @@ class ConfigError(Exception):
 def database_url_for_driver(url: str) -> str:
     """Map operator-facing URLs to the async drivers we ship."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        return "postgresql+asyncpg://" + url[len("postgresql://"):]
+        return "postgresql+asyncpg://" + url[len("postgresql://") :]
     if url.startswith("sqlite://"):
-        return "sqlite+aiosqlite://" + url[len("sqlite://"):]
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
     if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
         return url
     raise ConfigError("DATABASE_URL must start with sqlite:///, postgresql:// or postgres://")
@@ -189,7 +190,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _together(self) -> "Settings":
+    def _together(self) -> Settings:
         if self.telegram_bot_token and not self.telegram_webhook_secret:
             raise ValueError("TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_BOT_TOKEN is set")
         if bool(self.twilio_account_sid) != bool(self.twilio_auth_token):
@@ -199,7 +200,8 @@ class Settings(BaseSettings):
             self.twilio_sms_from or self.twilio_messaging_service_sid or self.twilio_whatsapp_from
         ):
             raise ValueError(
-                "TWILIO_SMS_FROM, TWILIO_MESSAGING_SERVICE_SID or TWILIO_WHATSAPP_FROM is required with Twilio credentials"
+                "TWILIO_SMS_FROM, TWILIO_MESSAGING_SERVICE_SID or TWILIO_WHATSAPP_FROM is required"
+                " with Twilio credentials"
             )
         return self
 
@@ -208,7 +210,11 @@ class Settings(BaseSettings):
     @property
     def rates(self) -> dict[str, float | None]:
         """Send rates set by the operator, by channel (None = no limit); channels not named keep their default."""
-        given = {"telegram": self.telegram_rate_per_s, "sms": self.sms_segments_per_s, "whatsapp": self.whatsapp_rate_per_s}
+        given = {
+            "telegram": self.telegram_rate_per_s,
+            "sms": self.sms_segments_per_s,
+            "whatsapp": self.whatsapp_rate_per_s,
+        }
         return {name: (value or None) for name, value in given.items() if value is not None}
 
     @property

@@ -16,16 +16,28 @@ class Metrics:
             "kiezstimme_inbound_messages_total", "Messages stored in the inbox", ["channel"], registry=self.registry
         )
         self.duplicates = Counter(
-            "kiezstimme_inbound_duplicates_total", "Redelivered webhooks acknowledged without effect", ["channel"], registry=self.registry
+            "kiezstimme_inbound_duplicates_total",
+            "Redelivered webhooks acknowledged without effect",
+            ["channel"],
+            registry=self.registry,
         )
         self.processed = Counter(
-            "kiezstimme_inbound_processed_total", "Inbox messages run through the dialogue", ["result"], registry=self.registry
+            "kiezstimme_inbound_processed_total",
+            "Inbox messages run through the dialogue",
+            ["result"],
+            registry=self.registry,
         )
         self.outbound = Counter(
-            "kiezstimme_outbound_messages_total", "Outbox messages by final or retry status", ["channel", "status"], registry=self.registry
+            "kiezstimme_outbound_messages_total",
+            "Outbox messages by final or retry status",
+            ["channel", "status"],
+            registry=self.registry,
         )
         self.retries = Counter(
-            "kiezstimme_outbound_retries_total", "Send attempts that will be retried", ["channel"], registry=self.registry
+            "kiezstimme_outbound_retries_total",
+            "Send attempts that will be retried",
+            ["channel"],
+            registry=self.registry,
         )
         self.send_latency = Histogram(
             "kiezstimme_send_latency_seconds",
@@ -35,7 +47,10 @@ class Metrics:
             registry=self.registry,
         )
         self.queue_depth = Gauge(
-            "kiezstimme_outbox_queue_depth", "Messages waiting in the outbox", ["channel", "priority"], registry=self.registry
+            "kiezstimme_outbox_queue_depth",
+            "Messages waiting in the outbox",
+            ["channel", "priority"],
+            registry=self.registry,
         )
         self.inbox_depth = Gauge("kiezstimme_inbox_pending", "Inbox messages not yet processed", registry=self.registry)
 

@@ -14,27 +14,27 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.conversation.engine import Engine
+from bot.conversation.render import Renderer
 from bot.conversation.session import Conversation, Dialogue, Profile
 from bot.conversation.step import Context, EraseResident, Message, RecordConsent, StoreFeedback, StoreIdea
-from bot.values import Media
-from bot.delivery.media import DEFAULT_MAX_BYTES, MediaStore
-from bot.conversation.render import Renderer
 from bot.storage.contributions import ContributionRepository
 from bot.storage.db import Database
 from bot.storage.inbox import InboxRepository
+from bot.storage.media import DEFAULT_MAX_BYTES, MediaStore
 from bot.storage.outbox import Delivered, OutboxRepository
 from bot.storage.residents import ResidentRepository, new_pseudonym
 from bot.storage.sessions import Conflict, SessionRepository, StoredSession
-from bot.values import Capabilities, Inbound, ReachabilityChange
+from bot.values import Capabilities, Inbound, Media, ReachabilityChange
 from channels.registry import Channels, capabilities
 
 __all__ = ["Conflict", "ConversationService", "Delivered", "new_pseudonym", "new_reference", "utcnow"]
@@ -47,7 +47,7 @@ Clock = Callable[[], datetime]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_reference() -> str:
@@ -97,7 +97,7 @@ class ConversationService:
         media_max_bytes: int = DEFAULT_MAX_BYTES,
         channels: Channels | None = None,
         clock: Clock = utcnow,
-        zone: Any = timezone.utc,
+        zone: Any = UTC,
     ) -> None:
         self.zone = zone
         self.db = db
@@ -160,12 +160,16 @@ class ConversationService:
     async def _fetch_media(self, inbox_id: int) -> None:
         """Download a resident's voice note or photo before the step (outside any transaction)."""
         row = await self.inbox.pending_payload(inbox_id)
-        media = ((row.payload or {}).get("media") or {}) if row else {}
+        if row is None:
+            return
+        media = (row.payload or {}).get("media") or {}
         source = media.get("source")
         if not source or media.get("ref"):
             return
         channel = self.channels.push.get(row.channel)
-        refused = self.media.refuse(media["kind"], media.get("mime") or source.get("mime", ""), media.get("size") or None)
+        refused = self.media.refuse(
+            media["kind"], media.get("mime") or source.get("mime", ""), media.get("size") or None
+        )
         if refused is not None:
             fetched = refused
         elif channel is None:
@@ -178,10 +182,16 @@ class ConversationService:
                 mime, data = got
                 fetched = self.media.save(media["kind"], mime or media.get("mime", ""), data)
         payload = dict(row.payload)
-        payload["media"] = {"kind": fetched.kind, "ref": fetched.ref, "mime": fetched.mime, "size": fetched.size, "source": None}
+        payload["media"] = {
+            "kind": fetched.kind,
+            "ref": fetched.ref,
+            "mime": fetched.mime,
+            "size": fetched.size,
+            "source": None,
+        }
         await self.inbox.set_payload(inbox_id, payload)
 
-    async def _plan(self, inbox_id: int) -> "_Plan | None":
+    async def _plan(self, inbox_id: int) -> _Plan | None:
         """Read what the step needs and run it; nothing is written yet."""
         async with self.db.read() as conn:
             row = await self.inbox.pending(conn, inbox_id)
@@ -202,7 +212,7 @@ class ConversationService:
         outcome = self.engine.step(conv, _message(row.payload or {}), ctx)
         return _Plan(row=row, resident=resident, session=session, outcome=outcome, caps=caps, now=now)
 
-    async def _write(self, conn: AsyncConnection, plan: "_Plan", erased_media: list[str]) -> bool:
+    async def _write(self, conn: AsyncConnection, plan: _Plan, erased_media: list[str]) -> bool:
         row, outcome, now = plan.row, plan.outcome, plan.now
         if not await self.inbox.lock_pending(conn, row.id):
             return False
@@ -245,14 +255,29 @@ class ConversationService:
                 await self.residents.add_consent(conn, resident.id, effect.version, now)
             elif isinstance(effect, StoreIdea):
                 await self.contributions.store_idea(
-                    conn, resident_id=resident.id, reference=effect.reference, text=effect.text, topic=effect.topic,
-                    district=effect.district, language=effect.language, channel=channel, media=effect.media, now=now,
+                    conn,
+                    resident_id=resident.id,
+                    reference=effect.reference,
+                    text=effect.text,
+                    topic=effect.topic,
+                    district=effect.district,
+                    language=effect.language,
+                    channel=channel,
+                    media=effect.media,
+                    now=now,
                 )
                 log.info("idea %s stored (resident %s)", effect.reference, resident.pseudonym)
             elif isinstance(effect, StoreFeedback):
                 await self.contributions.store_feedback(
-                    conn, resident_id=resident.id, statement=effect.statement, rating=effect.rating,
-                    comment=effect.comment, language=effect.language, channel=channel, media=effect.media, now=now,
+                    conn,
+                    resident_id=resident.id,
+                    statement=effect.statement,
+                    rating=effect.rating,
+                    comment=effect.comment,
+                    language=effect.language,
+                    channel=channel,
+                    media=effect.media,
+                    now=now,
                 )
         await self.residents.save_profile(conn, resident, profile, now, consent_version=consent_version, source=source)
 

@@ -10,9 +10,35 @@ rendered :class:`Outgoing` message, what a channel can do
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
+
+# the files a resident may send us, by kind: MIME type -> file extension
+MEDIA_TYPES: dict[str, dict[str, str]] = {
+    "voice": {
+        "audio/ogg": "ogg",
+        "audio/opus": "opus",
+        "audio/mpeg": "mp3",
+        "audio/mp4": "m4a",
+        "audio/x-m4a": "m4a",
+        "audio/aac": "aac",
+        "audio/amr": "amr",
+        "audio/wav": "wav",
+        "audio/webm": "webm",
+    },
+    "photo": {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/heic": "heic", "image/gif": "gif"},
+}
+
+
+def media_kind(mime: str) -> str | None:
+    """The kind ("voice", "photo") of a MIME type we take, or None."""
+    mime = mime.split(";")[0].strip().lower()
+    for kind, types in MEDIA_TYPES.items():
+        if mime in types:
+            return kind
+    return None
 
 
 @dataclass(frozen=True)
@@ -60,7 +86,9 @@ class Capabilities:
     rate: float | None = None  # default sends per second, in rate_unit; None = unlimited
     rate_unit: str = "message"  # "message" or "segment" (what the pacer counts: ``units`` of each part)
     reply_window: timedelta | None = None  # free text only this long after the resident's last message
-    templates: Callable[[Any], Mapping[str, str]] | None = field(default=None, compare=False)  # flows -> language: approved template
+    templates: Callable[[Any], Mapping[str, str]] | None = field(
+        default=None, compare=False
+    )  # flows -> language: approved template
     window_label: str = "the reply window"  # how reasons name the window
     delivery: str = "push"  # "push": a sender delivers to a provider; "pull": handed over when the client asks
     broadcasts: bool = True  # reachable later: reminders, announcements and notices go here too
@@ -221,5 +249,5 @@ class WebhookResult:
     after_ack: Callable[[], Awaitable[None]] | None = field(default=None, compare=False)  # once a new message is stored
 
     @classmethod
-    def reject(cls, status: int, message: str) -> "WebhookResult":
+    def reject(cls, status: int, message: str) -> WebhookResult:
         return cls(status=status, body=message)

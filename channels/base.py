@@ -13,8 +13,9 @@ its name, its capabilities and how to build it from the settings.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.values import Capabilities, Outgoing, Sent, WebhookRequest, WebhookResult
 
@@ -28,9 +29,16 @@ class Channel(Protocol):
     """A channel switched on. Push channels are drained by a sender; pull
     channels (web chat, console) are handed their messages when they ask."""
 
-    name: str
-    capabilities: Capabilities
-    webhooks: Mapping[str, WebhookHandler]  # path under /webhooks/ -> handler; empty if none
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def webhooks(self) -> Mapping[str, WebhookHandler]:
+        """Path under /webhooks/ -> handler; empty if none."""
+        ...
 
     async def send(self, address: str, message: Outgoing) -> Sent:
         """Deliver one message or raise SendError (push channels)."""
@@ -40,8 +48,7 @@ class Channel(Protocol):
         """Download a resident's file: (mime type, bytes), or None if it cannot be had."""
         ...
 
-    async def close(self) -> None:
-        ...
+    async def close(self) -> None: ...
 
 
 @dataclass
@@ -49,7 +56,7 @@ class BuildContext:
     """What adapters share while they are built: settings, media limit,
     resources used by several adapters (one Twilio account) and their closers."""
 
-    settings: "Settings"
+    settings: Settings
     max_media_bytes: int
     shared: dict[str, Any] = field(default_factory=dict)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -9,8 +9,9 @@ plugin), one call to :func:`register`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from bot.values import Capabilities
 from channels import console, telegram, twilio_sms, webchat, whatsapp
@@ -101,7 +102,7 @@ class Channels:
             await closer()
 
 
-def build_channels(settings: "Settings", max_media_bytes: int, extra: Iterable[ChannelSpec] = ()) -> Channels:
+def build_channels(settings: Settings, max_media_bytes: int, extra: Iterable[ChannelSpec] = ()) -> Channels:
     """Build every known channel whose configuration is present (``extra`` are registered first)."""
     for added in extra:
         register(added)

@@ -19,7 +19,15 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot.values import (
-    Capabilities, Inbound, Media, Outgoing, ReachabilityChange, SendError, Sent, WebhookRequest, WebhookResult,
+    Capabilities,
+    Inbound,
+    Media,
+    Outgoing,
+    ReachabilityChange,
+    SendError,
+    Sent,
+    WebhookRequest,
+    WebhookResult,
 )
 from channels.base import BuildContext, ChannelSpec
 from channels.telegram_http import AiohttpRequest
@@ -95,8 +103,11 @@ class TelegramChannel:
             return _json(200, {})
         callback = parsed.callback
         return WebhookResult(
-            status=200, body="{}", content_type="application/json",
-            inbound=tuple(parsed.inbound), reachability=tuple(parsed.reachability),
+            status=200,
+            body="{}",
+            content_type="application/json",
+            inbound=tuple(parsed.inbound),
+            reachability=tuple(parsed.reachability),
             after_ack=(lambda: self.acknowledge(callback)) if callback else None,
         )
 
@@ -132,7 +143,11 @@ class TelegramChannel:
         if message is None or message.chat.type != "private":
             return parsed  # edits, channel posts, groups: acknowledged, not answered
         hint = message.from_user.language_code if message.from_user else None
-        base = {"channel": NAME, "address": str(message.chat.id), "provider_id": provider_id, "locale_hint": hint}
+        address = str(message.chat.id)
+
+        def inbound(text: str | None, media: Media | None = None, extra: dict[str, Any] | None = None) -> Inbound:
+            return Inbound(NAME, address, provider_id, text=text, media=media, locale_hint=hint, extra=extra or {})
+
         text = message.text
         extra: dict[str, Any] = {}
         if text is not None:
@@ -141,15 +156,21 @@ class TelegramChannel:
                 text = "/start"
                 if link.group(1):
                     extra["source"] = link.group(1)
-            parsed.inbound.append(Inbound(text=text, extra=extra, **base))
+            parsed.inbound.append(inbound(text, extra=extra))
         elif message.voice is not None:
             voice = message.voice
-            parsed.inbound.append(Inbound(text=message.caption, media=_remote("voice", voice.mime_type or "audio/ogg", voice.file_size, voice.file_id), **base))
+            parsed.inbound.append(
+                inbound(
+                    message.caption, _remote("voice", voice.mime_type or "audio/ogg", voice.file_size, voice.file_id)
+                )
+            )
         elif message.photo:
             photo = max(message.photo, key=lambda p: (p.file_size or 0, p.width * p.height))
-            parsed.inbound.append(Inbound(text=message.caption, media=_remote("photo", "image/jpeg", photo.file_size, photo.file_id), **base))
+            parsed.inbound.append(
+                inbound(message.caption, _remote("photo", "image/jpeg", photo.file_size, photo.file_id))
+            )
         else:  # stickers, documents, locations…: the dialogue answers helpfully
-            parsed.inbound.append(Inbound(text=message.caption, media=Media(kind="unsupported", ref=""), **base))
+            parsed.inbound.append(inbound(message.caption, Media(kind="unsupported", ref="")))
         return parsed
 
     async def acknowledge(self, callback: dict[str, Any]) -> None:
@@ -235,4 +256,6 @@ def build(ctx: BuildContext) -> TelegramChannel | None:
     )
 
 
-SPEC = ChannelSpec(NAME, CAPABILITIES, build, requires="TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET", registers_webhook=True)
+SPEC = ChannelSpec(
+    NAME, CAPABILITIES, build, requires="TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET", registers_webhook=True
+)

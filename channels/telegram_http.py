@@ -9,8 +9,6 @@ Everything above the transport (methods, parameters, errors) stays PTB's.
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
@@ -19,7 +17,9 @@ USER_AGENT = "Kiezstimme (python-telegram-bot; aiohttp)"
 
 
 class AiohttpRequest(BaseRequest):
-    def __init__(self, connection_pool_size: int = 64, read_timeout: float = 10.0, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, connection_pool_size: int = 64, read_timeout: float = 10.0, connect_timeout: float = 5.0
+    ) -> None:
         self._pool = connection_pool_size
         self._read_timeout = read_timeout
         self._connect_timeout = connect_timeout
@@ -71,7 +71,7 @@ class AiohttpRequest(BaseRequest):
         try:
             async with self._session.request(method, url, data=data, timeout=timeout) as resp:
                 return resp.status, await resp.read()
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise TimedOut("Telegram did not answer in time") from exc
         except aiohttp.ClientError as exc:
             raise NetworkError(f"aiohttp {type(exc).__name__}") from exc

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
 import aiohttp
@@ -62,7 +63,8 @@ def acknowledge(**actions: Any) -> WebhookResult:
 
 
 def parse_form(body: bytes, charset: str | None) -> MultiDict[str]:
-    """A form-encoded body with every repeated key kept (Twilio signs them all); ``Rejected`` (400) if it does not decode."""
+    """A form-encoded body with every repeated key kept (Twilio signs them all);
+    ``Rejected`` (400) if it does not decode."""
     encoding = charset or "utf-8"
     try:
         text = body.decode(encoding)
@@ -152,7 +154,7 @@ class TwilioAccount:
             message = await client.messages.create_async(status_callback=self.status_callback, **params)
         except TwilioRestException as exc:
             raise _send_error(exc) from None
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise SendError(f"network: {type(exc).__name__}", permanent=False) from None
         segments = int(message.num_segments) if str(message.num_segments or "").isdigit() else None
         return Sent(provider_id=message.sid, segments=segments)
@@ -168,7 +170,7 @@ class TwilioAccount:
                         return None
                     mime = resp.headers.get("Content-Type", "")
                     data = await resp.content.read(max_bytes + 1)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("media download failed: %s", type(exc).__name__)
             return None
         return mime, data
@@ -183,12 +185,12 @@ class TwilioAccount:
 def _send_error(exc: TwilioRestException) -> SendError:
     code = exc.code
     if code in PERMANENT:
-        return SendError(f"{code} {PERMANENT[code]}", permanent=True, opted_out=code == OPTED_OUT, unreachable=code in (21211, 21614))
+        return SendError(
+            f"{code} {PERMANENT[code]}", permanent=True, opted_out=code == OPTED_OUT, unreachable=code in (21211, 21614)
+        )
     if exc.status == 429 or code in RETRYABLE_CODES or (exc.status or 0) >= 500:
         return SendError(f"{code or exc.status} temporary", permanent=False)
     return SendError(f"{code or exc.status} rejected", permanent=True)
-
-
 
 
 def shared_account(ctx: BuildContext) -> TwilioAccount | None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from bot.delivery.media import kind_of
-from bot.values import Capabilities, Inbound, Media, Outgoing, Rejected, Sent, WebhookRequest, WebhookResult
+from bot.values import Capabilities, Inbound, Media, Outgoing, Rejected, Sent, WebhookRequest, WebhookResult, media_kind
 from channels import sms_text
 from channels.base import BuildContext, ChannelSpec
 from channels.twilio_base import STATUS_PATH, TwilioAccount, acknowledge, e164, has_required, shared_account
@@ -25,8 +25,14 @@ def segments(part: str) -> int:
 
 
 CAPABILITIES = Capabilities(
-    buttons=False, max_text=1600, media=(), encoding="gsm7", split=split, units=segments,
-    rate=1.0, rate_unit="segment",
+    buttons=False,
+    max_text=1600,
+    media=(),
+    encoding="gsm7",
+    split=split,
+    units=segments,
+    rate=1.0,
+    rate_unit="segment",
 )
 
 
@@ -39,7 +45,7 @@ def remote_media(form: Mapping[str, Any]) -> Media | None:
     if count < 1 or not form.get("MediaUrl0"):
         return None
     mime = str(form.get("MediaContentType0") or "")
-    kind = kind_of(mime) or "unsupported"
+    kind = media_kind(mime) or "unsupported"
     source = {"url": str(form["MediaUrl0"]), "mime": mime} if kind != "unsupported" else None
     return Media(kind=kind, ref="", mime=mime, size=0, source=source)
 
@@ -48,7 +54,9 @@ class SmsChannel:
     name = NAME
     capabilities = CAPABILITIES
 
-    def __init__(self, account: TwilioAccount, sender: str | None, messaging_service_sid: str | None, max_media_bytes: int) -> None:
+    def __init__(
+        self, account: TwilioAccount, sender: str | None, messaging_service_sid: str | None, max_media_bytes: int
+    ) -> None:
         self.account = account
         self.sender = sender
         self.messaging_service_sid = messaging_service_sid

@@ -4,8 +4,9 @@ message, an approved template (Content SID) outside it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any
 
 from bot.values import Capabilities, Inbound, Outgoing, Rejected, Sent, WebhookRequest, WebhookResult
 from channels.base import BuildContext, ChannelSpec
@@ -23,8 +24,13 @@ def approved_templates(flows: Any) -> Mapping[str, str]:
 
 
 CAPABILITIES = Capabilities(
-    buttons=False, max_text=1600, media=("voice", "photo"), rate=80.0,
-    reply_window=timedelta(hours=24), templates=approved_templates, window_label="the WhatsApp 24-hour window",
+    buttons=False,
+    max_text=1600,
+    media=("voice", "photo"),
+    rate=80.0,
+    reply_window=timedelta(hours=24),
+    templates=approved_templates,
+    window_label="the WhatsApp 24-hour window",
 )
 
 
@@ -54,7 +60,7 @@ class WhatsAppChannel:
 
     def parse(self, form: Mapping[str, Any]) -> Inbound:
         raw = str(form["From"])
-        number = raw[len(PREFIX):] if raw.startswith(PREFIX) else raw
+        number = raw[len(PREFIX) :] if raw.startswith(PREFIX) else raw
         if not number.startswith("+") and form.get("WaId"):
             number = "+" + str(form["WaId"])
         payload = form.get("ButtonPayload")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from datetime import datetime, timedelta, timezone
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 import pytest_asyncio
@@ -53,7 +53,7 @@ class Clock:
     """A settable clock for tests; always timezone-aware."""
 
     def __init__(self, now: datetime | None = None) -> None:
-        self.now = now or datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+        self.now = now or datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -153,7 +153,12 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:
-    env = {"DATABASE_URL": database_url, "MEDIA_DIR": str(tmp_path / "media"), "PORT": "8080", "FLOWS_DIR": str(OPEN_FLOWS)}
+    env = {
+        "DATABASE_URL": database_url,
+        "MEDIA_DIR": str(tmp_path / "media"),
+        "PORT": "8080",
+        "FLOWS_DIR": str(OPEN_FLOWS),
+    }
     settings = load_settings(env)
     return settings.model_copy(update=overrides) if overrides else settings
 

@@ -4,19 +4,18 @@ a whole dialogue is a list of lines, every reply rendered as a resident sees it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.config import SHIPPED_FLOWS_DIR, SHIPPED_I18N_DIR
 from bot.conversation.engine import Engine
-from bot.conversation.session import Conversation
-from bot.conversation.step import Context, Effect, Message
-from bot.values import Media
 from bot.conversation.flow_files import load_flows
 from bot.conversation.flows import FlowSet
 from bot.conversation.i18n import Catalogs
 from bot.conversation.render import Renderer
-from bot.values import Capabilities
+from bot.conversation.session import Conversation
+from bot.conversation.step import Context, Effect, Message
+from bot.values import Capabilities, Media
 
 NUMBERED = Capabilities(buttons=False)
 _flows_cache: dict[Path, tuple[FlowSet, Catalogs]] = {}
@@ -38,7 +37,7 @@ class Talk:
     """Drive the engine like a resident would; keeps state between lines."""
 
     engine: Engine
-    now: datetime = field(default_factory=lambda: datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc))
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
     conv: Conversation = field(default_factory=Conversation)
     effects: list[Effect] = field(default_factory=list)
     caps: Capabilities = NUMBERED
@@ -46,11 +45,13 @@ class Talk:
     reference: str = "K7Q-3MX"
 
     @classmethod
-    def shipped(cls, **kwargs: object) -> "Talk":
+    def shipped(cls, **kwargs: object) -> Talk:
         flows, catalogs = shipped()
         return cls(Engine(flows, catalogs), **kwargs)  # type: ignore[arg-type]
 
-    def send(self, text: str | None = None, *, choice: str | None = None, media: Media | None = None, hint: str | None = None) -> list[str]:
+    def send(
+        self, text: str | None = None, *, choice: str | None = None, media: Media | None = None, hint: str | None = None
+    ) -> list[str]:
         ctx = Context(now=self.now, new_reference=self.reference, accepts_media=self.accepts_media)
         outcome = self.engine.step(self.conv, Message(text=text, choice=choice, media=media, locale_hint=hint), ctx)
         self.conv = outcome.conversation

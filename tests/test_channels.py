@@ -8,18 +8,18 @@ import asyncio
 import os
 import shutil
 import sys
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 
 from bot.app import Kiezstimme, build
-from bot.config import SHIPPED_FLOWS_DIR, load_settings
+from bot.config import load_settings
 from bot.storage.db import Database
 from bot.storage.models import ChannelIdentity, Idea, InboundMessage, OutboundMessage, Resident
 from bot.web.app import make_app
@@ -111,9 +111,12 @@ class Stack:
         async with self.kz.db.read() as conn:
             busy = (
                 await conn.execute(
-                    select(func.count()).select_from(OutboundMessage).where(
+                    select(func.count())
+                    .select_from(OutboundMessage)
+                    .where(
                         OutboundMessage.status.in_(("pending", "sending")),
-                        (OutboundMessage.next_attempt_at.is_(None)) | (OutboundMessage.next_attempt_at <= self.clock.now),
+                        (OutboundMessage.next_attempt_at.is_(None))
+                        | (OutboundMessage.next_attempt_at <= self.clock.now),
                         OutboundMessage.channel.in_(("telegram", "sms", "whatsapp")),
                     )
                 )
@@ -134,7 +137,9 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 
 
 
 @pytest_asyncio.fixture
-async def stack(fakes: tuple[FakeTelegram, FakeTwilio], db: Database, database_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[Stack]:
+async def stack(
+    fakes: tuple[FakeTelegram, FakeTwilio], db: Database, database_url: str, tmp_path: Path, clock: Clock
+) -> AsyncIterator[Stack]:
     tg, tw = fakes
     flows = tmp_path / "flows"
     shutil.copytree(OPEN_FLOWS, flows)
@@ -210,9 +215,13 @@ async def test_telegram_forged_or_missing_secret_changes_nothing(stack: Stack, s
 
 
 async def test_telegram_malformed_body_is_refused(stack: Stack) -> None:
-    resp = await stack.http.post("/webhooks/telegram", data=b"{nope", headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+    resp = await stack.http.post(
+        "/webhooks/telegram", data=b"{nope", headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    )
     assert resp.status == 400
-    resp = await stack.http.post("/webhooks/telegram", json={"no": "update"}, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+    resp = await stack.http.post(
+        "/webhooks/telegram", json={"no": "update"}, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    )
     assert resp.status == 400
     assert await stack.count(InboundMessage) == 0
 
@@ -319,7 +328,9 @@ async def test_telegram_outage_then_rate_limit_delays_but_delivers(stack: Stack)
     stack.tg.fail_next("sendMessage", 429, retry_after=1)
     await stack.tg_press(58, "yes")
     async with stack.kz.db.read() as conn:
-        due = (await conn.execute(select(OutboundMessage.next_attempt_at).where(OutboundMessage.status == "pending"))).scalar_one()
+        due = (
+            await conn.execute(select(OutboundMessage.next_attempt_at).where(OutboundMessage.status == "pending"))
+        ).scalar_one()
     assert due == stack.clock.now + timedelta(seconds=1)  # retry_after honoured exactly
     stack.clock.advance(seconds=2)
     stack.kz.sender.wake()
@@ -341,7 +352,13 @@ async def test_sms_full_dialogue_with_numbered_menus(stack: Stack) -> None:
     summary = next(m["Body"] for m in sent if m["Body"].startswith("Ihre Idee"))
     assert '"Grün" - und' in summary and "„" not in summary  # kept in GSM-7
     async with stack.kz.db.read() as conn:
-        rows = (await conn.execute(select(OutboundMessage.text, OutboundMessage.segments, OutboundMessage.status).where(OutboundMessage.channel == "sms"))).all()
+        rows = (
+            await conn.execute(
+                select(OutboundMessage.text, OutboundMessage.segments, OutboundMessage.status).where(
+                    OutboundMessage.channel == "sms"
+                )
+            )
+        ).all()
         idea = (await conn.execute(select(Idea.channel, Idea.text))).one()
     assert all(r.segments and r.status == "sent" for r in rows)
     consent = rows[0]
@@ -363,7 +380,14 @@ async def test_sms_forged_signature_changes_nothing(stack: Stack, signature: str
         signature = sign(stack.tw.auth_token, "http://127.0.0.1:8080/webhooks/twilio/sms", params)
     assert await stack.twilio("/webhooks/twilio/sms", params, signature=signature) == 403
     tampered = dict(params, Body="STOP")
-    assert await stack.twilio("/webhooks/twilio/sms", tampered, signature=sign(stack.tw.auth_token, PUBLIC + "/webhooks/twilio/sms", params)) == 403
+    assert (
+        await stack.twilio(
+            "/webhooks/twilio/sms",
+            tampered,
+            signature=sign(stack.tw.auth_token, PUBLIC + "/webhooks/twilio/sms", params),
+        )
+        == 403
+    )
     assert await stack.count(InboundMessage) == 0 and stack.tw.messages == []
 
 
@@ -396,8 +420,16 @@ async def test_status_callbacks_update_and_21610_stops(stack: Stack) -> None:
         assert await stack.twilio("/webhooks/twilio/status", status_callback_params(provider_id, status)) == 200
     async with stack.kz.db.read() as conn:
         assert (await conn.execute(select(OutboundMessage.status))).scalar_one() == "delivered"
-    assert await stack.twilio("/webhooks/twilio/status", status_callback_params(provider_id, "failed", "21610"), signature="bogus") == 403
-    assert await stack.twilio("/webhooks/twilio/status", status_callback_params(provider_id, "undelivered", "21610")) == 200
+    assert (
+        await stack.twilio(
+            "/webhooks/twilio/status", status_callback_params(provider_id, "failed", "21610"), signature="bogus"
+        )
+        == 403
+    )
+    assert (
+        await stack.twilio("/webhooks/twilio/status", status_callback_params(provider_id, "undelivered", "21610"))
+        == 200
+    )
     async with stack.kz.db.read() as conn:
         status, error = (await conn.execute(select(OutboundMessage.status, OutboundMessage.error))).one()
         stopped = (await conn.execute(select(Resident.stopped_at))).scalar_one()
@@ -437,11 +469,21 @@ async def test_whatsapp_dialogue_with_a_voice_note(stack: Stack, tmp_path: Path)
 
 async def _enqueue(stack: Stack, address: str, language: str, text: str) -> None:
     async with stack.kz.db.transaction() as conn:
-        resident_id = (await conn.execute(select(ChannelIdentity.resident_id).where(ChannelIdentity.address == address))).scalar_one()
+        resident_id = (
+            await conn.execute(select(ChannelIdentity.resident_id).where(ChannelIdentity.address == address))
+        ).scalar_one()
         await conn.execute(
             insert(OutboundMessage).values(
-                resident_id=resident_id, channel="whatsapp", address=address, language=language, text=text,
-                payload={"direction": "ltr", "choices": []}, priority=1, status="pending", attempts=0, created_at=stack.clock.now,
+                resident_id=resident_id,
+                channel="whatsapp",
+                address=address,
+                language=language,
+                text=text,
+                payload={"direction": "ltr", "choices": []},
+                priority=1,
+                status="pending",
+                attempts=0,
+                created_at=stack.clock.now,
             )
         )
     stack.kz.sender.wake()
@@ -463,7 +505,11 @@ async def test_whatsapp_window_inside_outside_template_or_skip(stack: Stack) -> 
     await _enqueue(stack, en, "en", "Two days left.")
     assert len(stack.tw.sent_to("whatsapp:" + en)) == before  # no template for English: not sent
     async with stack.kz.db.read() as conn:
-        skipped = (await conn.execute(select(OutboundMessage.status, OutboundMessage.error).where(OutboundMessage.text == "Two days left."))).one()
+        skipped = (
+            await conn.execute(
+                select(OutboundMessage.status, OutboundMessage.error).where(OutboundMessage.text == "Two days left.")
+            )
+        ).one()
     assert skipped.status == "skipped" and "24-hour window" in skipped.error
 
 
@@ -488,11 +534,24 @@ async def test_twilio_outage_retries_until_delivered(stack: Stack) -> None:
 
 async def test_set_webhook_command_registers_public_url_and_secret(fakes: tuple[FakeTelegram, FakeTwilio]) -> None:
     tg, _ = fakes
-    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_WEBHOOK_SECRET": SECRET,
-           "TELEGRAM_API_BASE_URL": tg.root, "PUBLIC_URL": PUBLIC, "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "TELEGRAM_API_BASE_URL": tg.root,
+        "PUBLIC_URL": PUBLIC,
+        "LOG_LEVEL": "WARNING",
+    }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "telegram", "set-webhook", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        "telegram",
+        "set-webhook",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, err.decode()
@@ -514,13 +573,19 @@ async def test_each_twilio_route_takes_only_its_own_messages(stack: Stack) -> No
 
 
 async def test_undecodable_forms_are_refused_not_crashed(stack: Stack) -> None:
-    for content_type in ["application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=no-such-charset"]:
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded; charset=no-such-charset",
+    ]:
         resp = await stack.http.post(
-            "/webhooks/twilio/sms", data=b"Body=%FF%FE&From=%2B49151&MessageSid=SM1",
+            "/webhooks/twilio/sms",
+            data=b"Body=%FF%FE&From=%2B49151&MessageSid=SM1",
             headers={"Content-Type": content_type, "X-Twilio-Signature": "anything"},
         )
         assert resp.status == 400
-    resp = await stack.http.post("/webhooks/twilio/sms", data=b"From=x", headers={"Content-Type": "text/plain", "X-Twilio-Signature": "x"})
+    resp = await stack.http.post(
+        "/webhooks/twilio/sms", data=b"From=x", headers={"Content-Type": "text/plain", "X-Twilio-Signature": "x"}
+    )
     assert resp.status == 415
     assert (await stack.http.post("/webhooks/nobody", data=b"")).status == 404
     assert await stack.count(InboundMessage) == 0

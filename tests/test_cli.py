@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,8 +19,13 @@ IDEA_EN = "More night buses to the outer districts, please"
 
 def run(args: list[str], env: dict[str, str], stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], cwd=ROOT, env={**os.environ, **env},
-        input=stdin, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "bot", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -73,7 +77,14 @@ def test_serve_creates_the_sqlite_database_and_answers(tmp_path: Path) -> None:
     port = _free_port()
     db_file = tmp_path / "fresh" / "kiezstimme.db"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{db_file}", "PORT": str(port), "MEDIA_DIR": str(tmp_path / "m")}
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         assert f"http://127.0.0.1:{port}/" in line, proc.stderr.read() if proc.poll() is not None else line  # type: ignore[union-attr]

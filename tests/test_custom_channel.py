@@ -5,8 +5,9 @@ inbox, the engine and the rate-paced sender, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
@@ -33,8 +34,11 @@ class JsonStack:
 
     async def post(self, user: str, token: str = TOKEN, **event: str) -> int:
         self.n += 1
-        resp = await self.http.post("/webhooks/jsonchat/inbound", json={"id": f"ev-{self.n}", "user": user, **event},
-                                    headers={TOKEN_HEADER: token})
+        resp = await self.http.post(
+            "/webhooks/jsonchat/inbound",
+            json={"id": f"ev-{self.n}", "user": user, **event},
+            headers={TOKEN_HEADER: token},
+        )
         await self.settle()
         return resp.status
 
@@ -44,10 +48,13 @@ class JsonStack:
 
     async def _outbox_idle(self) -> bool:
         async with self.kz.db.read() as conn:
-            busy = (await conn.execute(
-                select(func.count()).select_from(OutboundMessage)
-                .where(OutboundMessage.channel == NAME, OutboundMessage.status.in_(("pending", "sending")))
-            )).scalar_one()
+            busy = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(OutboundMessage)
+                    .where(OutboundMessage.channel == NAME, OutboundMessage.status.in_(("pending", "sending")))
+                )
+            ).scalar_one()
         return busy == 0
 
     def last_buttons(self, user: str) -> list[str]:
@@ -89,10 +96,12 @@ async def test_a_registered_channel_runs_a_whole_idea_dialogue(jstack: JsonStack
     texts = jstack.fake.texts(user)
     assert all(len(t) <= CAPABILITIES.max_text for t in texts)  # max_text enforced ...
     async with jstack.kz.db.read() as conn:
-        replies = (await conn.execute(select(func.count()).select_from(OutboundMessage).where(OutboundMessage.channel == NAME))).scalar_one()
+        replies = (
+            await conn.execute(select(func.count()).select_from(OutboundMessage).where(OutboundMessage.channel == NAME))
+        ).scalar_one()
         longest = (await conn.execute(select(func.max(func.length(OutboundMessage.text))))).scalar_one()
     assert replies == len(texts) and longest <= CAPABILITIES.max_text  # ... by splitting, every part delivered
-    gaps = [b["at"] - a["at"] for a, b in zip(jstack.fake.sent, jstack.fake.sent[1:])]
+    gaps = [b["at"] - a["at"] for a, b in zip(jstack.fake.sent, jstack.fake.sent[1:], strict=False)]
     assert gaps and min(gaps) >= 0.9 / CAPABILITIES.rate  # paced at the channel's own rate
 
 
@@ -107,7 +116,11 @@ async def test_a_registered_channel_splits_long_texts_and_keeps_choices_on_the_l
 
 async def test_a_registered_channel_verifies_its_own_webhook(jstack: JsonStack) -> None:
     assert await jstack.post("jc-user-3", token="wrong", text="Hallo") == 403
-    resp = await jstack.http.post("/webhooks/jsonchat/inbound", data=b"\xff\xfe{", headers={TOKEN_HEADER: TOKEN, "Content-Type": "application/json"})
+    resp = await jstack.http.post(
+        "/webhooks/jsonchat/inbound",
+        data=b"\xff\xfe{",
+        headers={TOKEN_HEADER: TOKEN, "Content-Type": "application/json"},
+    )
     assert resp.status == 400
     resp = await jstack.http.post("/webhooks/nobody/owns-this", json={})
     assert resp.status == 404

@@ -273,9 +273,7 @@ async def test_twilio_scripted_failures(tw: FakeTwilio, client: Client) -> None:
     tw.fail_to("whatsapp:+4917600000000", 400, 63016)
     for _ in range(2):
         with pytest.raises(TwilioRestException) as exc:
-            await client.messages.create_async(
-                to="whatsapp:+4917600000000", from_="whatsapp:+4930", body="x"
-            )
+            await client.messages.create_async(to="whatsapp:+4917600000000", from_="whatsapp:+4930", body="x")
         assert exc.value.code == 63016
     await client.messages.create_async(to="+4917612345678", from_="+4930", body="ok")
     assert len(tw.messages) == 1
@@ -323,17 +321,13 @@ async def test_twilio_media_requires_basic_auth(tw: FakeTwilio) -> None:
 def test_webhook_params_and_signature() -> None:
     token = "tok"
     url = "https://kiez.example.org/twilio/sms"
-    sms = inbound_sms_params(
-        "+4917612345678", "+493012345678", "Hallo", media=[("https://x/m0", "image/jpeg")]
-    )
+    sms = inbound_sms_params("+4917612345678", "+493012345678", "Hallo", media=[("https://x/m0", "image/jpeg")])
     assert sms["NumMedia"] == "1" and sms["MediaContentType0"] == "image/jpeg"
     assert sms["MessageSid"].startswith("MM") and len(sms["MessageSid"]) == 34
     assert RequestValidator(token).validate(url, sms, sign(token, url, sms))
     assert not RequestValidator(token).validate(url + "?x=1", sms, sign(token, url, sms))
 
-    wa = inbound_whatsapp_params(
-        "4917612345678", "Ada", "Ja", button_text="Ja", button_payload="yes"
-    )
+    wa = inbound_whatsapp_params("4917612345678", "Ada", "Ja", button_text="Ja", button_payload="yes")
     assert wa["From"] == "whatsapp:+4917612345678" and wa["WaId"] == "4917612345678"
     assert wa["ButtonPayload"] == "yes" and wa["ProfileName"] == "Ada"
     assert RequestValidator(token).validate(url, wa, sign(token, url, wa))
@@ -366,9 +360,7 @@ async def test_status_callback_is_signed(tw: FakeTwilio, client: Client) -> None
     await site.start()
     callback = f"http://127.0.0.1:{runner.addresses[0][1]}/status"
     try:
-        msg = await client.messages.create_async(
-            to="+491", from_="+492", body="x", status_callback=callback
-        )
+        msg = await client.messages.create_async(to="+491", from_="+492", body="x", status_callback=callback)
         assert await tw.send_status_callback(msg.sid, "delivered") == 200
     finally:
         await runner.cleanup()

@@ -13,9 +13,10 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,9 +24,9 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from bot.delivery.outbox import Audience, enqueue_bulk
-from bot.storage.seed import seed_residents
 from bot.storage.db import Database
 from bot.storage.models import InboundMessage, OutboundMessage, Session
+from bot.storage.seed import seed_residents
 from tests.fakes.telegram import FakeTelegram, make_text_update
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,10 +48,13 @@ class Proc:
         self.args, self.env, self.log = args, env, log
         self.popen: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Proc":
+    def start(self) -> Proc:
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "bot", *self.args], cwd=ROOT, env=self.env,
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "bot", *self.args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
         )
         return self
 
@@ -116,13 +120,15 @@ class Load:
             while True:
                 try:
                     async with session.post(
-                        f"http://127.0.0.1:{self.port}/webhooks/telegram", json=update,
-                        headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}, timeout=aiohttp.ClientTimeout(total=5),
+                        f"http://127.0.0.1:{self.port}/webhooks/telegram",
+                        json=update,
+                        headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+                        timeout=aiohttp.ClientTimeout(total=5),
                     ) as resp:
                         if resp.status == 200:
                             self.acked.add(update["update_id"])
                             break
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     pass
                 self.retries += 1
                 assert time.monotonic() < deadline, "an update was never acknowledged"
@@ -138,8 +144,18 @@ async def settled(db: Database, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         async with db.read() as conn:
-            pending_in = (await conn.execute(select(func.count()).select_from(InboundMessage).where(InboundMessage.status == "pending"))).scalar_one()
-            pending_out = (await conn.execute(select(func.count()).select_from(OutboundMessage).where(OutboundMessage.status.in_(("pending", "sending"))))).scalar_one()
+            pending_in = (
+                await conn.execute(
+                    select(func.count()).select_from(InboundMessage).where(InboundMessage.status == "pending")
+                )
+            ).scalar_one()
+            pending_out = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(OutboundMessage)
+                    .where(OutboundMessage.status.in_(("pending", "sending")))
+                )
+            ).scalar_one()
         if pending_in == 0 and pending_out == 0:
             return
         await asyncio.sleep(0.2)
@@ -148,13 +164,29 @@ async def settled(db: Database, timeout: float = 60) -> None:
 
 async def in_flight(db: Database) -> int:
     async with db.read() as conn:
-        return (await conn.execute(select(func.count()).select_from(OutboundMessage).where(OutboundMessage.status == "sending"))).scalar_one()
+        return (
+            await conn.execute(
+                select(func.count()).select_from(OutboundMessage).where(OutboundMessage.status == "sending")
+            )
+        ).scalar_one()
 
 
-async def check_exactly_once(db: Database, tg: FakeTelegram, load: Load, residents: int, in_flight_at_kill: int) -> dict[str, int]:
+async def check_exactly_once(
+    db: Database, tg: FakeTelegram, load: Load, residents: int, in_flight_at_kill: int
+) -> dict[str, int]:
     async with db.read() as conn:
         inbox = (await conn.execute(select(InboundMessage.provider_id, InboundMessage.status))).all()
-        outbox = (await conn.execute(select(OutboundMessage.id, OutboundMessage.address, OutboundMessage.text, OutboundMessage.status, OutboundMessage.inbound_id).order_by(OutboundMessage.id))).all()
+        outbox = (
+            await conn.execute(
+                select(
+                    OutboundMessage.id,
+                    OutboundMessage.address,
+                    OutboundMessage.text,
+                    OutboundMessage.status,
+                    OutboundMessage.inbound_id,
+                ).order_by(OutboundMessage.id)
+            )
+        ).all()
         nodes = (await conn.execute(select(Session.state))).scalars().all()
     # every acknowledged message is stored once and processed
     assert {int(p) for p, _ in inbox} == load.acked and len(load.acked) == residents * len(STEPS)
@@ -185,7 +217,9 @@ async def fake_tg() -> AsyncIterator[FakeTelegram]:
         yield tg
 
 
-async def test_kill_9_during_load_loses_and_doubles_nothing(db: Database, database_url: str, fake_tg: FakeTelegram, tmp_path: Path) -> None:
+async def test_kill_9_during_load_loses_and_doubles_nothing(
+    db: Database, database_url: str, fake_tg: FakeTelegram, tmp_path: Path
+) -> None:
     port = free_port()
     env = bot_env(database_url, fake_tg, tmp_path, port)
     fake_tg.latency = 0.01  # sends take a moment, so some are in flight when we kill
@@ -216,9 +250,14 @@ async def test_kill_9_during_load_loses_and_doubles_nothing(db: Database, databa
             proc.stop()
 
 
-@pytest.mark.skipif(os.environ.get("KIEZSTIMME_PG_RESTART") != "1", reason="set KIEZSTIMME_PG_RESTART=1 (done by .ci/run) to let the test restart the local PostgreSQL server")
+@pytest.mark.skipif(
+    os.environ.get("KIEZSTIMME_PG_RESTART") != "1",
+    reason="set KIEZSTIMME_PG_RESTART=1 (done by .ci/run) to let the test restart the local PostgreSQL server",
+)
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-async def test_postgresql_restart_during_load_recovers(db: Database, database_url: str, fake_tg: FakeTelegram, tmp_path: Path) -> None:
+async def test_postgresql_restart_during_load_recovers(
+    db: Database, database_url: str, fake_tg: FakeTelegram, tmp_path: Path
+) -> None:
     port = free_port()
     env = bot_env(database_url, fake_tg, tmp_path, port)
     procs = [Proc(["serve"], env, tmp_path / "web.log").start(), Proc(["worker"], env, tmp_path / "worker.log").start()]
@@ -231,8 +270,13 @@ async def test_postgresql_restart_during_load_recovers(db: Database, database_ur
             await asyncio.sleep(0.02)
         version = sorted(Path("/etc/postgresql").iterdir())[0].name
         restart = await asyncio.create_subprocess_exec(
-            "pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            "pg_ctlcluster",
+            "--skip-systemctl-redirect",
+            version,
+            "main",
+            "restart",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         assert await restart.wait() == 0
         await asyncio.wait_for(task, timeout=90)
@@ -244,14 +288,23 @@ async def test_postgresql_restart_during_load_recovers(db: Database, database_ur
             proc.stop()
 
 
-async def test_several_workers_share_one_rate_limit(db: Database, database_url: str, fake_tg: FakeTelegram, tmp_path: Path) -> None:
+async def test_several_workers_share_one_rate_limit(
+    db: Database, database_url: str, fake_tg: FakeTelegram, tmp_path: Path
+) -> None:
     fake_tg.rate_limit_per_s = 30.0
     from tests.fakes.telegram import _SlidingWindow
 
     fake_tg._global_window = _SlidingWindow(30.0)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     await seed_residents(db, 120, channels=("telegram",), now=now)
-    result = await enqueue_bulk(db, key="limit-test", texts={"de": "Die Feedback-Phase beginnt heute."}, audience=Audience(), channels=("telegram",), now=now)
+    result = await enqueue_bulk(
+        db,
+        key="limit-test",
+        texts={"de": "Die Feedback-Phase beginnt heute."},
+        audience=Audience(),
+        channels=("telegram",),
+        now=now,
+    )
     assert result.total == 120
     env = bot_env(database_url, fake_tg, tmp_path, free_port(), TELEGRAM_RATE_PER_S="30")
     count = 1 if db.is_sqlite else 3
@@ -274,13 +327,17 @@ async def test_several_workers_share_one_rate_limit(db: Database, database_url: 
     assert achieved >= 0.9 * 30
 
 
-async def test_outage_then_retry_after_is_honoured(db: Database, database_url: str, fake_tg: FakeTelegram, tmp_path: Path) -> None:
+async def test_outage_then_retry_after_is_honoured(
+    db: Database, database_url: str, fake_tg: FakeTelegram, tmp_path: Path
+) -> None:
     """5xx for a while, then 429 retry_after=2: everything arrives afterwards, in
     per-resident order, and nothing is sent before retry_after elapsed."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     await seed_residents(db, 10, channels=("telegram",), now=now)
     for n in range(3):
-        await enqueue_bulk(db, key=f"ordered-{n}", texts={"de": f"Nachricht {n}"}, audience=Audience(), channels=("telegram",), now=now)
+        await enqueue_bulk(
+            db, key=f"ordered-{n}", texts={"de": f"Nachricht {n}"}, audience=Audience(), channels=("telegram",), now=now
+        )
     fake_tg.fail_next("sendMessage", 502, n=4)
     fake_tg.fail_next("sendMessage", 429, n=1, retry_after=2)
     env = bot_env(database_url, fake_tg, tmp_path, free_port())

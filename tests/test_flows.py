@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.conversation.catalog_check import check
 from bot.config import SHIPPED_FLOWS_DIR, SHIPPED_I18N_DIR, load_settings
+from bot.conversation.catalog_check import check
 from bot.conversation.flow_files import load_flows
 from bot.conversation.flows import FlowError
 
@@ -51,15 +51,41 @@ def test_shipped_flows_are_valid() -> None:
         ("main.yaml", "        next: record_consent\n", "", "  consent:", "choice 'yes' has no target"),
         ("idea.yaml", "kind: say\n", "kind: shout\n", None, None),
         ("idea.yaml", "    kind: ask_text\n", "    kind: ask_sms\n", "  idea_text:", "unknown kind 'ask_sms'"),
-        ("idea.yaml", "    min_length: 10\n", "    min_length: 2000\n", "  idea_text:", "min_length must be at least 1 and at most max_length"),
+        (
+            "idea.yaml",
+            "    min_length: 10\n",
+            "    min_length: 2000\n",
+            "  idea_text:",
+            "min_length must be at least 1 and at most max_length",
+        ),
         ("main.yaml", "        next: about\n", "        next: menu\n", "  about:", "node 'main.about' is unreachable"),
         ("idea.yaml", "    options: topics\n", "    options: hobbies\n", "  topic:", "unknown options list 'hobbies'"),
-        ("main.yaml", "    do: record_consent\n", "    do: sell_data\n", "  record_consent:", "unknown action 'sell_data'"),
-        ("idea.yaml", "      reference: $reference\n", "      reference: reference\n", "  thanks:", "must name an answer like $topic"),
-        ("idea.yaml", "  summary:\n    kind: ask_choice\n    text:", "  summary:\n    kind: ask_choice\n    txt:", "  summary:", "ask_choice needs a text"),
+        (
+            "main.yaml",
+            "    do: record_consent\n",
+            "    do: sell_data\n",
+            "  record_consent:",
+            "unknown action 'sell_data'",
+        ),
+        (
+            "idea.yaml",
+            "      reference: $reference\n",
+            "      reference: reference\n",
+            "  thanks:",
+            "must name an answer like $topic",
+        ),
+        (
+            "idea.yaml",
+            "  summary:\n    kind: ask_choice\n    text:",
+            "  summary:\n    kind: ask_choice\n    txt:",
+            "  summary:",
+            "ask_choice needs a text",
+        ),
     ],
 )
-def test_broken_flow_is_reported_with_file_and_line(flows_copy: Path, file: str, old: str, new: str, anchor: str | None, message: str | None) -> None:
+def test_broken_flow_is_reported_with_file_and_line(
+    flows_copy: Path, file: str, old: str, new: str, anchor: str | None, message: str | None
+) -> None:
     path = flows_copy / file
     if anchor is None:  # "say" appears in main.yaml only; use it there
         path = flows_copy / "main.yaml"
@@ -103,7 +129,9 @@ def test_missing_translation_fails_the_check(tmp_path: Path) -> None:
     po = i18n / "de" / "LC_MESSAGES" / "kiezstimme.po"
     edit(po, 'msgstr "Für welchen Bezirk ist Ihre Idee?"', 'msgstr ""')
     problems, summary = check(_settings(SHIPPED_FLOWS_DIR, i18n))
-    assert any("[de] missing translation of 'Which district is your idea for?'" in p and "idea.yaml:" in p for p in problems)
+    assert any(
+        "[de] missing translation of 'Which district is your idea for?'" in p and "idea.yaml:" in p for p in problems
+    )
     assert any(line.startswith("de:") and "1 missing" in line for line in summary)
 
 
@@ -124,10 +152,16 @@ def test_fuzzy_and_broken_placeholders_are_reported(tmp_path: Path) -> None:
 
 def test_flows_check_command_exit_codes(flows_copy: Path) -> None:
     env = {**os.environ, "FLOWS_DIR": str(flows_copy)}
-    ok = subprocess.run([sys.executable, "-m", "bot", "flows", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "bot", "flows", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "de: " in ok.stdout
     edit(flows_copy / "idea.yaml", "next: idea_text\n", "next: nowhere\n")
-    bad = subprocess.run([sys.executable, "-m", "bot", "flows", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "bot", "flows", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert bad.returncode == 1
-    assert re.search(r"idea\.yaml:\d+: node 'idea\.topic': next leads to unknown node 'idea\.nowhere'", bad.stdout + bad.stderr)
+    assert re.search(
+        r"idea\.yaml:\d+: node 'idea\.topic': next leads to unknown node 'idea\.nowhere'", bad.stdout + bad.stderr
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -16,11 +16,11 @@ from sqlalchemy import select
 
 from bot.app import Kiezstimme
 from bot.config import SHIPPED_I18N_DIR
-from bot.values import Media
 from bot.conversation.i18n import po_path
 from bot.conversation.language import detect
 from bot.conversation.render import FSI, PDI, format_value
 from bot.storage.models import Feedback, Idea
+from bot.values import Media
 from tests.helpers import Talk, shipped
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,7 +124,16 @@ def test_language_chosen_by_its_own_name(code: str) -> None:
 
 @pytest.mark.parametrize(
     ("word", "code"),
-    [("SPRACHE", "de"), ("DİL", "tr"), ("اللغة", "ar"), ("زبان", "fa"), ("МОВА", "uk"), ("ЯЗЫК", "ru"), ("JĘZYK", "pl"), ("NGÔN NGỮ", "vi")],
+    [
+        ("SPRACHE", "de"),
+        ("DİL", "tr"),
+        ("اللغة", "ar"),
+        ("زبان", "fa"),
+        ("МОВА", "uk"),
+        ("ЯЗЫК", "ru"),
+        ("JĘZYK", "pl"),
+        ("NGÔN NGỮ", "vi"),
+    ],
 )
 def test_language_keyword_in_every_language_reopens_the_choice(word: str, code: str) -> None:
     talk = Talk.shipped()
@@ -140,7 +149,9 @@ def test_language_keyword_in_every_language_reopens_the_choice(word: str, code: 
 # --- digits, yes/no, RTL, formatting, plurals ----------------------------------------------
 
 
-@pytest.mark.parametrize(("digit", "topic"), [("۳", "administration"), ("٣", "administration"), ("3", "administration")])
+@pytest.mark.parametrize(
+    ("digit", "topic"), [("۳", "administration"), ("٣", "administration"), ("3", "administration")]
+)
 def test_persian_resident_answers_with_persian_digits(digit: str, topic: str) -> None:
     talk = Talk.shipped()
     for line in ["درود", "۱", "۱"]:
@@ -187,7 +198,18 @@ def test_ltr_replies_have_no_isolates() -> None:
 
 @pytest.mark.parametrize(
     ("code", "expected"),
-    [("de", "2. Januar 2022"), ("tr", "2 Ocak 2022"), ("en", "January 2, 2022"), ("ar", "يناير"), ("fa", "ژانویه"), ("uk", "січня"), ("ru", "января"), ("pl", "stycznia"), ("vi", "tháng 1"), ("de-x-ls", "2. Januar 2022")],
+    [
+        ("de", "2. Januar 2022"),
+        ("tr", "2 Ocak 2022"),
+        ("en", "January 2, 2022"),
+        ("ar", "يناير"),
+        ("fa", "ژانویه"),
+        ("uk", "січня"),
+        ("ru", "января"),
+        ("pl", "stycznia"),
+        ("vi", "tháng 1"),
+        ("de-x-ls", "2. Januar 2022"),
+    ],
 )
 def test_dates_in_each_language(code: str, expected: str) -> None:
     assert expected in format_value(CATALOGS.get(code), date(2022, 1, 2))
@@ -197,13 +219,22 @@ def test_numbers_and_datetimes_follow_the_locale() -> None:
     assert format_value(CATALOGS.get("de"), 10000) == "10.000"
     assert format_value(CATALOGS.get("en"), 10000) == "10,000"
     assert format_value(CATALOGS.get("pl"), 10000) == "10\xa0000"
-    when = datetime(2022, 1, 2, 18, 0, tzinfo=timezone.utc)
+    when = datetime(2022, 1, 2, 18, 0, tzinfo=UTC)
     assert format_value(CATALOGS.get("de"), when) == "2. Januar 2022, 18:00"
 
 
 @pytest.mark.parametrize(
     ("code", "numbers", "nplurals"),
-    [("ar", [0, 1, 2, 3, 11, 100], 6), ("pl", [1, 2, 5], 3), ("ru", [1, 2, 5], 3), ("uk", [1, 2, 5], 3), ("tr", [1, 2], 2), ("fa", [1, 2], 2), ("de", [1, 2], 2), ("vi", [1, 7], 1)],
+    [
+        ("ar", [0, 1, 2, 3, 11, 100], 6),
+        ("pl", [1, 2, 5], 3),
+        ("ru", [1, 2, 5], 3),
+        ("uk", [1, 2, 5], 3),
+        ("tr", [1, 2], 2),
+        ("fa", [1, 2], 2),
+        ("de", [1, 2], 2),
+        ("vi", [1, 7], 1),
+    ],
 )
 def test_plural_forms_follow_each_languages_rules(code: str, numbers: list[int], nplurals: int) -> None:
     """Every plural form is translated and ngettext picks the one the language's rule names."""
@@ -252,9 +283,18 @@ async def test_idea_and_feedback_in_the_web_chat(http: TestClient, kz: Kiezstimm
     assert_in_language(code, texts)
     async with kz.db.read() as conn:
         idea = (await conn.execute(select(Idea.language, Idea.topic, Idea.district, Idea.text))).one()
-        ratings = (await conn.execute(select(Feedback.statement, Feedback.rating, Feedback.comment, Feedback.language).order_by(Feedback.id))).all()
+        ratings = (
+            await conn.execute(
+                select(Feedback.statement, Feedback.rating, Feedback.comment, Feedback.language).order_by(Feedback.id)
+            )
+        ).all()
     assert tuple(idea) == (code, "climate", "pankow", IDEAS[code])
-    assert [(r.rating, r.language) for r in ratings] == [("agree", code), ("disagree", code), ("unsure", code), ("agree", code)]
+    assert [(r.rating, r.language) for r in ratings] == [
+        ("agree", code),
+        ("disagree", code),
+        ("unsure", code),
+        ("agree", code),
+    ]
     assert ratings[0].comment == IDEAS[code] and ratings[1].comment == ""
 
 
@@ -264,16 +304,25 @@ def test_idea_and_feedback_in_the_terminal(database_url: str, tmp_path: Path, co
     lines = ["...", NAMES[code], "1", "1", "2", IDEAS[code], "3", "1", "1", "1", "1", "1", "2", "1", "3", "1", "1", "1"]
     env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "chat"], cwd=ROOT, env=env, input="\n".join(lines) + "\n",
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "bot", "chat"],
+        cwd=ROOT,
+        env=env,
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     answers = result.stdout.split("\n\n")
     first_after_choice = next(i for i, a in enumerate(answers) if "Tiếng Việt" in a) + 1
     assert_in_language(code, answers[first_after_choice:])
     export = subprocess.run(
-        [sys.executable, "-m", "bot", "export", "feedback", "--format", "json"], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "bot", "export", "feedback", "--format", "json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert export.returncode == 0, export.stderr
     assert export.stdout.count(f'"language": "{code}"') == 4
@@ -293,7 +342,8 @@ def test_no_keyword_hides_an_answer_or_a_choice() -> None:
     """A keyword wins over any answer, so no keyword may also be an answer word or label."""
     from bot.conversation import texts as M
     from bot.conversation.engine import Engine
-    from bot.conversation.matching import words as _words, normalise
+    from bot.conversation.matching import normalise
+    from bot.conversation.matching import words as _words
 
     engine = Engine(FLOWS, CATALOGS)
     answers: dict[str, str] = {}

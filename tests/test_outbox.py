@@ -5,12 +5,16 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 
 from bot.delivery.outbox import Audience, enqueue_bulk
-from bot.storage.seed import seed_residents
 from bot.storage.db import Database
 from bot.storage.models import Idea, OutboundMessage, Resident
+from bot.storage.seed import seed_residents
 from tests.conftest import Clock
 
-TEXTS = {"de": "Die Feedback-Phase beginnt heute – machen Sie mit!", "en": "The feedback phase starts today.", "ar": "تبدأ مرحلة التعليقات اليوم."}
+TEXTS = {
+    "de": "Die Feedback-Phase beginnt heute – machen Sie mit!",
+    "en": "The feedback phase starts today.",
+    "ar": "تبدأ مرحلة التعليقات اليوم.",
+}
 CHANNELS = ("telegram", "sms", "whatsapp", "webchat")
 
 
@@ -28,7 +32,17 @@ async def test_each_resident_gets_their_language_once(db: Database, clock: Clock
     assert again.total == 0  # the same key enqueues nothing twice
     assert await _count(db) == 90
     async with db.read() as conn:
-        rows = (await conn.execute(select(OutboundMessage.channel, OutboundMessage.language, OutboundMessage.text, OutboundMessage.segments, OutboundMessage.priority))).all()
+        rows = (
+            await conn.execute(
+                select(
+                    OutboundMessage.channel,
+                    OutboundMessage.language,
+                    OutboundMessage.text,
+                    OutboundMessage.segments,
+                    OutboundMessage.priority,
+                )
+            )
+        ).all()
     assert {r.priority for r in rows} == {1}
     sms_de = next(r for r in rows if r.channel == "sms" and r.language == "de")
     assert sms_de.text == "Die Feedback-Phase beginnt heute - machen Sie mit!" and sms_de.segments == 1  # GSM-7
@@ -39,18 +53,35 @@ async def test_each_resident_gets_their_language_once(db: Database, clock: Clock
 
 async def test_fallback_and_filters(db: Database, clock: Clock) -> None:
     ids = await seed_residents(db, 40, languages=("de", "tr"), channels=("telegram", "sms"))
-    result = await enqueue_bulk(db, key="k1", texts={"de": "Hallo"}, fallback="de", audience=Audience(languages=("tr",)), channels=CHANNELS, now=clock.now)
+    result = await enqueue_bulk(
+        db,
+        key="k1",
+        texts={"de": "Hallo"},
+        fallback="de",
+        audience=Audience(languages=("tr",)),
+        channels=CHANNELS,
+        now=clock.now,
+    )
     assert result.total == 20 and result.without_text == {}
     async with db.read() as conn:
         assert set((await conn.execute(select(OutboundMessage.language))).scalars()) == {"de"}
-    result = await enqueue_bulk(db, key="k2", texts={"de": "x", "tr": "y"}, audience=Audience(channels=("sms",)), channels=CHANNELS, now=clock.now)
+    result = await enqueue_bulk(
+        db,
+        key="k2",
+        texts={"de": "x", "tr": "y"},
+        audience=Audience(channels=("sms",)),
+        channels=CHANNELS,
+        now=clock.now,
+    )
     assert set(c for c, _ in result.enqueued) == {"sms"} and result.total == 20
     # who stopped, cannot be reached or did not opt in gets nothing
     async with db.transaction() as conn:
         await conn.execute(update(Resident).where(Resident.id == ids[0]).values(stopped_at=clock.now))
         await conn.execute(update(Resident).where(Resident.id == ids[1]).values(unreachable_at=clock.now))
         await conn.execute(update(Resident).where(Resident.id == ids[2]).values(updates_opt_in=False))
-    result = await enqueue_bulk(db, key="k3", texts={"de": "x", "tr": "y"}, audience=Audience(), channels=CHANNELS, now=clock.now)
+    result = await enqueue_bulk(
+        db, key="k3", texts={"de": "x", "tr": "y"}, audience=Audience(), channels=CHANNELS, now=clock.now
+    )
     assert result.total == 37
 
 
@@ -58,6 +89,21 @@ async def test_audience_by_district_of_ideas(db: Database, clock: Clock) -> None
     ids = await seed_residents(db, 10)
     async with db.transaction() as conn:
         for i, rid in enumerate(ids[:4]):
-            await conn.execute(Idea.__table__.insert().values(reference=f"AAA-{i:03d}", resident_id=rid, text="t" * 12, topic="mobility", district="pankow" if i < 3 else "mitte", language="de", channel="telegram", media=[], status="new", created_at=clock.now))
-    result = await enqueue_bulk(db, key="k", texts={"de": "x"}, audience=Audience(districts=("pankow",)), channels=CHANNELS, now=clock.now)
+            await conn.execute(
+                Idea.__table__.insert().values(
+                    reference=f"AAA-{i:03d}",
+                    resident_id=rid,
+                    text="t" * 12,
+                    topic="mobility",
+                    district="pankow" if i < 3 else "mitte",
+                    language="de",
+                    channel="telegram",
+                    media=[],
+                    status="new",
+                    created_at=clock.now,
+                )
+            )
+    result = await enqueue_bulk(
+        db, key="k", texts={"de": "x"}, audience=Audience(districts=("pankow",)), channels=CHANNELS, now=clock.now
+    )
     assert result.total == 3

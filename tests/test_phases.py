@@ -8,9 +8,9 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import AsyncIterator
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,25 +18,31 @@ import pytest_asyncio
 from sqlalchemy import func, select, update
 
 from bot.app import Kiezstimme, build
-from bot.participation.broadcasts import dry_run
-from bot.participation.scheduler import ReminderClock
 from bot.config import SHIPPED_FLOWS_DIR, load_settings
+from bot.conversation.phases import QuietHours, outside_quiet_hours, parse_local, reminder_points
 from bot.delivery.outbox import Audience
-from bot.conversation.phases import Process, QuietHours, outside_quiet_hours, parse_local, reminder_points
+from bot.participation.broadcasts import dry_run
 from bot.participation.reminders import send_announcement, send_reminder, set_idea_status
-from bot.storage.seed import seed_residents
+from bot.participation.scheduler import ReminderClock
 from bot.storage.db import Database
-from bot.storage.models import OutboundMessage, Resident, Session
+from bot.storage.models import OutboundMessage, Resident
+from bot.storage.seed import seed_residents
 from bot.values import Inbound
 from tests.conftest import Clock
 from tests.helpers import Talk
 
 BERLIN = ZoneInfo("Europe/Berlin")
-UTC = timezone.utc
+UTC = UTC
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def process_with(tmp_path: Path, starts: str, ends: str, reminders: str = "[7d, 2d, 3h]", quiet: str = '{start: "21:00", end: "08:00"}') -> Path:
+def process_with(
+    tmp_path: Path,
+    starts: str,
+    ends: str,
+    reminders: str = "[7d, 2d, 3h]",
+    quiet: str = '{start: "21:00", end: "08:00"}',
+) -> Path:
     flows = tmp_path / "flows"
     shutil.copytree(SHIPPED_FLOWS_DIR, flows)
     text = (flows / "process.yaml").read_text(encoding="utf-8")
@@ -97,9 +103,13 @@ def test_reminders_follow_local_time_across_the_october_dst_change(tmp_path: Pat
 def test_quiet_hours_postpone_to_the_morning_unless_past_the_deadline() -> None:
     quiet = QuietHours()
     late = parse_local("2026-12-31 23:59", BERLIN)
-    assert outside_quiet_hours(late, parse_local("2027-01-02 23:59", BERLIN), quiet, BERLIN) == parse_local("2027-01-01 08:00", BERLIN)
+    assert outside_quiet_hours(late, parse_local("2027-01-02 23:59", BERLIN), quiet, BERLIN) == parse_local(
+        "2027-01-01 08:00", BERLIN
+    )
     early = parse_local("2027-01-05 05:30", BERLIN)
-    assert outside_quiet_hours(early, parse_local("2027-01-05 08:30", BERLIN), quiet, BERLIN) == parse_local("2027-01-05 08:00", BERLIN)
+    assert outside_quiet_hours(early, parse_local("2027-01-05 08:30", BERLIN), quiet, BERLIN) == parse_local(
+        "2027-01-05 08:00", BERLIN
+    )
     # postponing to 08:00 would miss a 07:00 deadline: it goes out at 04:00 instead
     night = parse_local("2027-01-05 04:00", BERLIN)
     assert outside_quiet_hours(night, parse_local("2027-01-05 07:00", BERLIN), quiet, BERLIN) == night
@@ -134,10 +144,10 @@ def test_broken_phases_are_reported(tmp_path: Path) -> None:
 
 
 def talk_at(tmp_path: Path, now: datetime, starts: str = "2026-11-01 00:00", ends: str = "2027-01-02 23:59") -> Talk:
+    from bot.config import SHIPPED_I18N_DIR
     from bot.conversation.engine import Engine
     from bot.conversation.flow_files import load_flows
     from bot.conversation.i18n import Catalogs
-    from bot.config import SHIPPED_I18N_DIR
 
     flows = load_flows(process_with(tmp_path, starts, ends), BERLIN)
     return Talk(Engine(flows, Catalogs.load(flows, SHIPPED_I18N_DIR)), now=now)
@@ -216,7 +226,9 @@ async def test_reminder_kinds_once_each_and_never_late(phased: Kiezstimme, clock
     kz = phased
     await webchat(kz, "done-resident-1", *ALMOST, "1")  # submitted: no nag
     await webchat(kz, "half-resident-1", *ALMOST)  # unfinished: personal reminder
-    await seed_residents(kz.db, 3, languages=("ar", "tr", "pl"), channels=("webchat",), now=clock.now)  # plain subscribers
+    await seed_residents(
+        kz.db, 3, languages=("ar", "tr", "pl"), channels=("webchat",), now=clock.now
+    )  # plain subscribers
     point = next(p for p in reminder_points(kz.flows.process, BERLIN) if p.offset == "2d")
     clock.now = point.send_at - timedelta(minutes=3)
     await webchat(kz, "busy-resident-1", *ALMOST)  # in the middle of the idea dialogue right now
@@ -236,8 +248,22 @@ async def test_reminder_kinds_once_each_and_never_late(phased: Kiezstimme, clock
     again = await send_reminder(kz, point, clock.now)
     assert again.enqueued == 1 and again.deferred == 0
     async with kz.db.read() as conn:
-        keys = (await conn.execute(select(OutboundMessage.idempotency_key).where(OutboundMessage.idempotency_key.like("reminder:%")))).scalars().all()
-        expires = set((await conn.execute(select(OutboundMessage.expires_at).where(OutboundMessage.idempotency_key.like("reminder:%")))).scalars())
+        keys = (
+            (
+                await conn.execute(
+                    select(OutboundMessage.idempotency_key).where(OutboundMessage.idempotency_key.like("reminder:%"))
+                )
+            )
+            .scalars()
+            .all()
+        )
+        expires = set(
+            (
+                await conn.execute(
+                    select(OutboundMessage.expires_at).where(OutboundMessage.idempotency_key.like("reminder:%"))
+                )
+            ).scalars()
+        )
     assert len(keys) == len(set(keys)) == 5 and expires == {point.deadline}
     clock.now = point.deadline + timedelta(seconds=1)
     late = await send_reminder(kz, point, clock.now)
@@ -290,16 +316,26 @@ async def test_broadcast_dry_run_counts_segments_and_costs(phased: Kiezstimme, c
 # --- the real scheduler ---------------------------------------------------------------------------------
 
 
-async def test_scheduler_plans_stable_jobs_and_moves_them_with_the_data(phased: Kiezstimme, tmp_path: Path, clock: Clock) -> None:
+async def test_scheduler_plans_stable_jobs_and_moves_them_with_the_data(
+    phased: Kiezstimme, tmp_path: Path, clock: Clock
+) -> None:
     clock_ = ReminderClock(phased, grace=timedelta(minutes=60))
     clock_.plan()
     jobs = {j.id: j for j in clock_.scheduler.get_jobs()}
-    assert {"reminder:collection:7d", "reminder:collection:2d", "reminder:collection:3h", "announce:collection"} <= set(jobs)
-    assert jobs["reminder:collection:2d"].trigger.run_date == utc("2027-01-01 07:00")  # 31 Dec 23:59 is quiet: 1 Jan 08:00 Berlin
+    assert {"reminder:collection:7d", "reminder:collection:2d", "reminder:collection:3h", "announce:collection"} <= set(
+        jobs
+    )
+    assert jobs["reminder:collection:2d"].trigger.run_date == utc(
+        "2027-01-01 07:00"
+    )  # 31 Dec 23:59 is quiet: 1 Jan 08:00 Berlin
     assert jobs["reminder:collection:3h"].misfire_grace_time == 3600
     # a new deadline in the data and a restart move the reminders; the ids stay
     flows = process_with(tmp_path / "moved", "2026-11-01 00:00", "2027-01-09 18:00")
-    moved = build(load_settings({"DATABASE_URL": phased.settings.database_url, "FLOWS_DIR": str(flows)}), clock=clock, db=phased.db)
+    moved = build(
+        load_settings({"DATABASE_URL": phased.settings.database_url, "FLOWS_DIR": str(flows)}),
+        clock=clock,
+        db=phased.db,
+    )
     clock2 = ReminderClock(moved)
     clock2.plan()
     assert clock2.scheduler.get_job("reminder:collection:2d").trigger.run_date == utc("2027-01-07 17:00")
@@ -328,7 +364,9 @@ async def test_scheduler_really_fires_a_due_job(phased: Kiezstimme, clock: Clock
 def test_phases_command_lists_states_and_next_reminders(tmp_path: Path) -> None:
     flows = process_with(tmp_path, "2026-11-01 00:00", "2099-01-02 23:59")
     env = {**os.environ, "FLOWS_DIR": str(flows), "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "COLUMNS": "200"}
-    out = subprocess.run([sys.executable, "-m", "bot", "phases"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "phases"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert "collection" in out.stdout and "open" in out.stdout and "upcoming" in out.stdout
     assert "reminder 7d before collection ends" in out.stdout
@@ -345,7 +383,16 @@ def test_broadcast_command_dry_run_and_send(tmp_path: Path) -> None:
 
     asyncio.run(seed())
     env = {**os.environ, "DATABASE_URL": db_url, "COLUMNS": "200", "LOG_LEVEL": "WARNING"}
-    args = [sys.executable, "-m", "bot", "broadcast", "--text", "de=Die Feedback-Phase beginnt heute.", "--text", "ar=تبدأ مرحلة التعليقات اليوم."]
+    args = [
+        sys.executable,
+        "-m",
+        "bot",
+        "broadcast",
+        "--text",
+        "de=Die Feedback-Phase beginnt heute.",
+        "--text",
+        "ar=تبدأ مرحلة التعليقات اليوم.",
+    ]
     dry = subprocess.run([*args, "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert dry.returncode == 0, dry.stderr
     assert "total: 4 message(s)" in dry.stdout and "2 resident(s) in tr" in dry.stdout
@@ -356,22 +403,34 @@ def test_broadcast_command_dry_run_and_send(tmp_path: Path) -> None:
     assert "0 message(s) queued" in again.stdout  # the same broadcast twice sends once
 
 
-async def test_broadcast_to_hundreds_through_the_fakes_within_the_limits(db: Database, database_url: str, tmp_path: Path, clock: Clock) -> None:
+async def test_broadcast_to_hundreds_through_the_fakes_within_the_limits(
+    db: Database, database_url: str, tmp_path: Path, clock: Clock
+) -> None:
     """A phase announcement to 300 residents on Telegram and SMS: everyone gets it
     once, in their language, and neither provider's limit is exceeded."""
     from bot.participation import broadcasts as bc
-    from tests.fakes.telegram import FakeTelegram, _SlidingWindow
+    from tests.fakes.telegram import FakeTelegram
     from tests.fakes.twilio import FakeTwilio
 
     os.environ.pop("TWILIO_REGION", None)
     async with FakeTelegram(token="1:x", rate_limit_per_s=40) as tg, FakeTwilio(rate_limit_per_s=40) as tw:
         flows = process_with(tmp_path, "2026-11-01 00:00", "2027-01-02 23:59")
-        settings = load_settings({
-            "DATABASE_URL": database_url, "FLOWS_DIR": str(flows), "PUBLIC_URL": "https://bot.example.org",
-            "TELEGRAM_BOT_TOKEN": "1:x", "TELEGRAM_WEBHOOK_SECRET": "s", "TELEGRAM_API_BASE_URL": tg.root,
-            "TWILIO_ACCOUNT_SID": tw.account_sid, "TWILIO_AUTH_TOKEN": tw.auth_token, "TWILIO_SMS_FROM": "+4930901820",
-            "TWILIO_API_BASE_URL": tw.root, "TELEGRAM_RATE_PER_S": "40", "SMS_SEGMENTS_PER_S": "40",
-        })
+        settings = load_settings(
+            {
+                "DATABASE_URL": database_url,
+                "FLOWS_DIR": str(flows),
+                "PUBLIC_URL": "https://bot.example.org",
+                "TELEGRAM_BOT_TOKEN": "1:x",
+                "TELEGRAM_WEBHOOK_SECRET": "s",
+                "TELEGRAM_API_BASE_URL": tg.root,
+                "TWILIO_ACCOUNT_SID": tw.account_sid,
+                "TWILIO_AUTH_TOKEN": tw.auth_token,
+                "TWILIO_SMS_FROM": "+4930901820",
+                "TWILIO_API_BASE_URL": tw.root,
+                "TELEGRAM_RATE_PER_S": "40",
+                "SMS_SEGMENTS_PER_S": "40",
+            }
+        )
         kz = build(settings, clock=lambda: datetime.now(UTC), db=db)  # real time: the limits are real
         await seed_residents(db, 300, languages=("de", "ar", "uk"), channels=("telegram", "sms", "telegram"))
         phase = kz.flows.process.phase("collection")

@@ -56,7 +56,13 @@ async def test_full_dialogue_stores_the_idea(kz: Kiezstimme) -> None:
         resident = (await conn.execute(select(Resident.__table__))).one()
         consent = (await conn.execute(select(Consent.__table__))).one()
     assert (idea.reference, idea.text, idea.topic, idea.district, idea.language, idea.channel, idea.status) == (
-        reference, IDEA, "housing", "neukoelln", "de", "webchat", "new"
+        reference,
+        IDEA,
+        "housing",
+        "neukoelln",
+        "de",
+        "webchat",
+        "new",
     )
     assert resident.language == "de" and resident.updates_opt_in and resident.consent_version == "2026-11"
     assert consent.version == "2026-11"
@@ -105,7 +111,11 @@ async def test_delete_erases_resident_ideas_and_media(kz: Kiezstimme, tmp_path: 
     media.parent.mkdir(parents=True)
     media.write_bytes(b"OggS")
     async with kz.db.transaction() as conn:
-        await conn.execute(Idea.__table__.update().values(media=[{"kind": "voice", "ref": "x/voice.ogg", "mime": "audio/ogg", "size": 4}]))
+        await conn.execute(
+            Idea.__table__.update().values(
+                media=[{"kind": "voice", "ref": "x/voice.ogg", "mime": "audio/ogg", "size": 4}]
+            )
+        )
     replies = await talk(kz, ["LÖSCHEN", "1"])
     assert "gelöscht" in replies[-1]
     for model in (Resident, ChannelIdentity, Session, Consent, Idea):
@@ -149,7 +159,9 @@ async def test_two_messages_at_once_lose_no_answer(kz: Kiezstimme) -> None:
     assert (state["node"], state["vars"].get("topic")) in {("idea.district", "climate"), ("idea.idea_text", "climate")}
 
 
-async def test_two_processes_on_one_database_keep_every_answer(db: Database, database_url: str, tmp_path: Path, clock: Clock) -> None:
+async def test_two_processes_on_one_database_keep_every_answer(
+    db: Database, database_url: str, tmp_path: Path, clock: Clock
+) -> None:
     """Two services with separate engines (as two processes) and the same resident."""
     first = build(make_settings(database_url, tmp_path), clock=clock, db=db)
     other_db = Database(database_url)
@@ -158,10 +170,14 @@ async def test_two_processes_on_one_database_keep_every_answer(db: Database, dat
         await talk(first, DIALOGUE_DE[:4])
         messages = [msg(t) for t in ("2", "Mehr Bäume in unserer Straße bitte", "HILFE", "MENÜ")]
         ids = [await first.service.receive(m) for m in messages]
-        await asyncio.gather(*(svc.service.process(i) for svc, i in zip([first, second, first, second], ids)))
+        await asyncio.gather(
+            *(svc.service.process(i) for svc, i in zip([first, second, first, second], ids, strict=True))
+        )
         async with db.read() as conn:
             version = (await conn.execute(select(Session.version))).scalar_one()
-            statuses = (await conn.execute(select(InboundMessage.status).where(InboundMessage.id.in_(ids)))).scalars().all()
+            statuses = (
+                (await conn.execute(select(InboundMessage.status).where(InboundMessage.id.in_(ids)))).scalars().all()
+            )
         assert version == 4 + len(messages)
         assert statuses == ["done"] * 4
     finally:
@@ -169,14 +185,29 @@ async def test_two_processes_on_one_database_keep_every_answer(db: Database, dat
 
 
 async def test_export_is_pseudonymous_and_spreadsheet_safe(kz: Kiezstimme) -> None:
-    await talk(kz, ["👋", "2", "1", "1", "3", "=HYPERLINK(\"http://evil\") more trees please", "13", "2", "1"], address="client-aaaa1")
+    await talk(
+        kz,
+        ["👋", "2", "1", "1", "3", '=HYPERLINK("http://evil") more trees please', "13", "2", "1"],
+        address="client-aaaa1",
+    )
     await talk(kz, DIALOGUE_DE, address="client-bbbb2")
     out = io.StringIO()
     assert await export_ideas(kz.db, kz.settings, "json", out) == 2
     records = json.loads(out.getvalue())
     assert [r["language"] for r in records] == ["en", "de"]
     first = records[0]
-    assert set(first) == {"reference", "text", "topic", "district", "language", "channel", "created_at", "status", "media", "resident"}
+    assert set(first) == {
+        "reference",
+        "text",
+        "topic",
+        "district",
+        "language",
+        "channel",
+        "created_at",
+        "status",
+        "media",
+        "resident",
+    }
     assert first["district"] is None and first["topic"] == "administration" and first["channel"] == "webchat"
     assert first["created_at"] == "2026-11-26T10:00:00+01:00"  # Europe/Berlin, with offset
     assert first["resident"].startswith("r-") and first["resident"] != records[1]["resident"]
@@ -186,6 +217,8 @@ async def test_export_is_pseudonymous_and_spreadsheet_safe(kz: Kiezstimme) -> No
     out = io.StringIO()
     await export_ideas(kz.db, kz.settings, "csv", out)
     csv_text = out.getvalue()
-    assert csv_text.startswith("\ufeffreference,text,topic,district,language,channel,created_at,status,media,resident\r\n")
+    assert csv_text.startswith(
+        "\ufeffreference,text,topic,district,language,channel,created_at,status,media,resident\r\n"
+    )
     assert "'=HYPERLINK" in csv_text and ",=HYPERLINK" not in csv_text
     assert "client-" not in csv_text

@@ -42,10 +42,16 @@ async def test_healthz_reports_a_dead_database(http: TestClient, kz: Kiezstimme)
     ("lang", "answers", "thanks"),
     [
         ("de", ["1", "yes", "idea", "housing", IDEA, "neukoelln", "yes", "send"], "Ihre Nummer ist"),
-        ("en", ["2", "yes", "idea", "mobility", "More night buses to the outer districts", "none", "no", "send"], "Your reference is"),
+        (
+            "en",
+            ["2", "yes", "idea", "mobility", "More night buses to the outer districts", "none", "no", "send"],
+            "Your reference is",
+        ),
     ],
 )
-async def test_whole_dialogue_with_buttons(http: TestClient, kz: Kiezstimme, lang: str, answers: list[str], thanks: str) -> None:
+async def test_whole_dialogue_with_buttons(
+    http: TestClient, kz: Kiezstimme, lang: str, answers: list[str], thanks: str
+) -> None:
     client = f"browser-{lang}-0001"
     body = await post(http, "START", client)
     assert choice_values(body) == ["de", "en", "tr", "ar", "fa", "uk", "ru", "pl", "vi", "de-x-ls"]
@@ -96,7 +102,9 @@ async def test_same_message_id_twice_is_processed_once(http: TestClient, kz: Kie
         (b"\xff\xfe\x00", 400),
     ],
 )
-async def test_malformed_requests_get_a_4xx_and_store_nothing(http: TestClient, kz: Kiezstimme, body: bytes, status: int) -> None:
+async def test_malformed_requests_get_a_4xx_and_store_nothing(
+    http: TestClient, kz: Kiezstimme, body: bytes, status: int
+) -> None:
     resp = await http.post("/webchat/api/messages", data=body, headers={"Content-Type": "application/json"})
     assert resp.status == status
     assert "error" in await resp.json()

@@ -7,9 +7,9 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TextIO
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.conversation.flows import FlowError
@@ -120,7 +120,14 @@ async def _phases(settings: Settings) -> int:
     for column in ("phase", "name", "starts", "ends", "state", "dialogues"):
         table.add_column(column)
     for p in kz.flows.process.phases:
-        table.add_row(p.id, p.name, f"{p.starts.astimezone(zone):%Y-%m-%d %H:%M}", f"{p.ends.astimezone(zone):%Y-%m-%d %H:%M}", p.state(now), ", ".join(p.dialogues))
+        table.add_row(
+            p.id,
+            p.name,
+            f"{p.starts.astimezone(zone):%Y-%m-%d %H:%M}",
+            f"{p.ends.astimezone(zone):%Y-%m-%d %H:%M}",
+            p.state(now),
+            ", ".join(p.dialogues),
+        )
     console.print(table)
     upcoming = [(job, at, what) for job, at, what in schedule(kz, now) if at > now]
     reminders = Table(title="Next scheduled reminders and announcements")
@@ -152,9 +159,9 @@ async def _broadcast(settings: Settings, args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from bot.participation import broadcasts as bc
     from bot.app import build
     from bot.delivery.outbox import Audience
+    from bot.participation import broadcasts as bc
     from bot.participation.reminders import in_every_language
 
     console = Console()
@@ -175,22 +182,41 @@ async def _broadcast(settings: Settings, args: argparse.Namespace) -> int:
             console.print(f"[red]unknown language(s): {', '.join(unknown)}[/red]")
             return 2
         audience = Audience(
-            channels=tuple(args.channel or ()), languages=tuple(args.language or ()),
-            districts=tuple(args.district or ()), topics=tuple(args.topic or ()),
+            channels=tuple(args.channel or ()),
+            languages=tuple(args.language or ()),
+            districts=tuple(args.district or ()),
+            topics=tuple(args.topic or ()),
         )
         preview = await bc.dry_run(kz, texts, args.fallback, audience, settings.sms_price)
         table = Table(title="Audience")
-        for column in ("channel", "language", "text", "residents", "SMS segments", "est. cost", "WhatsApp outside 24 h"):
+        for column in (
+            "channel",
+            "language",
+            "text",
+            "residents",
+            "SMS segments",
+            "est. cost",
+            "WhatsApp outside 24 h",
+        ):
             table.add_column(column)
         for row in preview.rows:
             outside = ""
             if "outside_window" in row:  # a channel with a reply window
                 outside = f"{row['outside_window']} ({'template' if row['template'] else 'not sent: no template'})"
-            table.add_row(row["channel"], row["language"], row["text_language"], str(row["residents"]),
-                          str(row.get("segments", "")), f"{row['cost']:.2f} {settings.currency}" if "cost" in row else "", outside)
+            table.add_row(
+                row["channel"],
+                row["language"],
+                row["text_language"],
+                str(row["residents"]),
+                str(row.get("segments", "")),
+                f"{row['cost']:.2f} {settings.currency}" if "cost" in row else "",
+                outside,
+            )
         console.print(table)
         for lang, n in sorted(preview.without_text.items()):
-            console.print(f"{n} resident(s) in {lang}: no text in their language{'' if not args.fallback else ''} — skipped")
+            console.print(
+                f"{n} resident(s) in {lang}: no text in their language{'' if not args.fallback else ''} — skipped"
+            )
         console.print(f"total: {preview.total} message(s)")
         if args.dry_run:
             return 0
@@ -243,7 +269,11 @@ async def _worker(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     kz.sender.start()
-    print(f"worker started ({settings.database_kind}); channels: {', '.join(kz.channels.push) or 'none'}", file=sys.stderr, flush=True)
+    print(
+        f"worker started ({settings.database_kind}); channels: {', '.join(kz.channels.push) or 'none'}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         while not stop.is_set():
             try:
@@ -252,7 +282,7 @@ async def _worker(settings: Settings) -> int:
                 log.exception("inbox recovery failed; trying again")
             try:
                 await asyncio.wait_for(stop.wait(), timeout=2.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     finally:
         await kz.close()
@@ -371,13 +401,19 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("worker", help="deliver the outbox and finish stored messages (PostgreSQL deployments)")
-    sub.add_parser("clock", help="the one scheduler process: reminders and phase announcements (PostgreSQL deployments)")
+    sub.add_parser(
+        "clock", help="the one scheduler process: reminders and phase announcements (PostgreSQL deployments)"
+    )
     sub.add_parser("phases", help="the phases with their state and the next scheduled reminders")
 
     bc = sub.add_parser("broadcast", help="an announcement to residents who opted in, each in their language")
-    bc.add_argument("--text", action="append", metavar="LANG=TEXT", help="text per language (repeat); LANG=@file reads a file")
+    bc.add_argument(
+        "--text", action="append", metavar="LANG=TEXT", help="text per language (repeat); LANG=@file reads a file"
+    )
     bc.add_argument("--phase", help="use this phase's announcement, translated")
-    bc.add_argument("--fallback", metavar="LANG", help="text for residents whose language has none (else they are skipped)")
+    bc.add_argument(
+        "--fallback", metavar="LANG", help="text for residents whose language has none (else they are skipped)"
+    )
     bc.add_argument("--channel", action="append", choices=list(bulk_names()))
     bc.add_argument("--language", action="append")
     bc.add_argument("--district", action="append")
@@ -405,7 +441,9 @@ def parser() -> argparse.ArgumentParser:
     for known in specs():
         if known.registers_webhook:
             admin = sub.add_parser(known.name, help=f"{known.name} administration")
-            admin.add_argument("action", choices=["set-webhook"], help=f"register PUBLIC_URL/webhooks/... with {known.name}")
+            admin.add_argument(
+                "action", choices=["set-webhook"], help=f"register PUBLIC_URL/webhooks/... with {known.name}"
+            )
 
     flows = sub.add_parser("flows", help="work with the flow files")
     flows.add_argument("action", choices=["check"])

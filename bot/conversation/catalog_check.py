@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 import string
-from pathlib import Path
 
-from bot.conversation import texts as messages
 from bot.config import Settings
+from bot.conversation import texts as messages
 from bot.conversation.flow_files import load_flows
 from bot.conversation.flows import FlowError, FlowSet
 from bot.conversation.i18n import Contextual, Plural, check_catalogs, po_path, read_catalog
@@ -75,7 +74,7 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
             problems.append(f"{path}:1: cannot read catalog: {exc}")
             continue
         for message in catalog:
-            if not message.id or not message.string or isinstance(message.id, tuple):
+            if not isinstance(message.id, str) or not isinstance(message.string, str) or not message.string:
                 continue
             if _placeholders(message.string) != _placeholders(message.id):
                 line = message.lineno or 1
@@ -83,5 +82,3 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
                     f"{path}:{line}: [{lang.code}] placeholders differ from the source in {message.id[:50]!r}"
                 )
     return problems, summary
-
-

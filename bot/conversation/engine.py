@@ -13,8 +13,9 @@ each node kind by its own small handler (``nodes.py``).
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from bot.conversation import keywords, nodes
 from bot.conversation import texts as M
@@ -47,9 +48,7 @@ class Engine:
     def __init__(self, flows: FlowSet, catalogs: Catalogs) -> None:
         self.flows = flows
         self.catalogs = catalogs
-        self.language_node = next(
-            (n.id for n in flows.nodes.values() if n.options == "languages"), flows.entry
-        )
+        self.language_node = next((n.id for n in flows.nodes.values() if n.options == "languages"), flows.entry)
         self._keywords = keywords.keyword_index(catalogs)
 
     def keyword(self, message: Message) -> keywords.Keyword | None:
@@ -266,7 +265,8 @@ class Run:
 
     def choice_list(self, node: Node) -> tuple[Choice, ...]:
         choices = tuple(
-            c for c in self.flows.choices_of(node)
+            c
+            for c in self.flows.choices_of(node)
             if not c.dialogue or self.flows.process.is_open(c.dialogue, self.ctx.now)
         )
         candidates = self.d.vars.get("_language_candidates")

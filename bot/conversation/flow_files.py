@@ -25,29 +25,26 @@ from bot.conversation.flows import (
 )
 from bot.conversation.phases import load_process
 
-
 # --- YAML with line numbers -------------------------------------------------
 
 
-class _LineLoader(yaml.SafeLoader):
+class LineLoader(yaml.SafeLoader):
     pass
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
+def _construct_mapping(loader: LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping: dict[str, Any] = loader.construct_mapping(node, deep=True)  # type: ignore[assignment]
     mapping["__line__"] = node.start_mark.line + 1
-    mapping["__keylines__"] = {
-        loader.construct_object(key): key.start_mark.line + 1 for key, _ in node.value
-    }
+    mapping["__keylines__"] = {loader.construct_object(key): key.start_mark.line + 1 for key, _ in node.value}
     return mapping
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _read_yaml(path: Path, problems: list[str]) -> Any:
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=LineLoader)  # noqa: S506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
@@ -210,7 +207,14 @@ def _load_flow(path: Path, problems: list[str]) -> tuple[str | None, dict[str, N
     return flow_id, nodes
 
 
-def _validate(fs_nodes: dict[str, Node], options: dict[str, tuple[Option, ...]], entry: str, menu: str, process_file: str, problems: list[str]) -> None:
+def _validate(
+    fs_nodes: dict[str, Node],
+    options: dict[str, tuple[Option, ...]],
+    entry: str,
+    menu: str,
+    process_file: str,
+    problems: list[str],
+) -> None:
     def target_ok(node: Node, target: str | None, what: str) -> None:
         if target is None:
             problems.append(f"{node.file}:{node.line}: node {node.id!r}: {what} has no target")
@@ -320,7 +324,14 @@ def load_flows(folder: Path, zone: ZoneInfo = ZoneInfo("Europe/Berlin")) -> Flow
     nodes: dict[str, Node] = {}
     sources = []
     for path in sorted(folder.glob("*.yaml")):
-        if path.name in ("languages.yaml", "topics.yaml", "districts.yaml", "statements.yaml", "process.yaml", "whatsapp.yaml"):
+        if path.name in (
+            "languages.yaml",
+            "topics.yaml",
+            "districts.yaml",
+            "statements.yaml",
+            "process.yaml",
+            "whatsapp.yaml",
+        ):
             continue
         sources.append(path)
         flow_id, flow_nodes = _load_flow(path, problems)
@@ -334,7 +345,9 @@ def load_flows(folder: Path, zone: ZoneInfo = ZoneInfo("Europe/Berlin")) -> Flow
     process_data = load_process(process, zone, str(process_path), problems, {n.split(".")[0] for n in nodes})
     templates = _whatsapp_templates(folder, problems)
     if not _str(process.get("operator")):
-        problems.append(f"{process_path}:1: operator is missing (who runs this bot; residents are told when they send HELP)")
+        problems.append(
+            f"{process_path}:1: operator is missing (who runs this bot; residents are told when they send HELP)"
+        )
     if problems:
         raise FlowError(problems)
     return FlowSet(

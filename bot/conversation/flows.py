@@ -19,9 +19,9 @@ with all of them). This module is the model the engine walks.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from bot.conversation.phases import Process
 
@@ -131,10 +131,7 @@ class FlowSet:
 
     def choices_of(self, node: Node) -> tuple[Choice, ...]:
         if node.options:
-            return tuple(
-                Choice(value=o.id, label=o.label, next=node.next)
-                for o in self.options.get(node.options, ())
-            )
+            return tuple(Choice(value=o.id, label=o.label, next=node.next) for o in self.options.get(node.options, ()))
         return node.choices
 
     def msgids(self) -> Iterator[tuple[str, str, int]]:

@@ -60,7 +60,7 @@ class Translator:
         return self._t.gettext(msgid) if self._t else msgid
 
     def pgettext(self, context: str, msgid: str) -> str:
-        return self._t.pgettext(context, msgid) if self._t else msgid
+        return str(self._t.pgettext(context, msgid)) if self._t else msgid
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         if self._t:
@@ -91,7 +91,7 @@ class Catalogs:
     translators: dict[str, Translator]
 
     @classmethod
-    def load(cls, flows: FlowSet, i18n_dir: Path) -> "Catalogs":
+    def load(cls, flows: FlowSet, i18n_dir: Path) -> Catalogs:
         translators: dict[str, Translator] = {}
         for lang in flows.languages:
             path = po_path(i18n_dir, lang.catalog)
@@ -107,7 +107,7 @@ class Catalogs:
 
     def get(self, code: str | None) -> Translator:
         if code in self.translators:
-            return self.translators[code]  # type: ignore[index]
+            return self.translators[code]
         return next(iter(self.translators.values()))
 
     def __iter__(self):
@@ -145,8 +145,10 @@ def check_catalogs(flows: FlowSet, i18n_dir: Path, required: list[tuple[str, str
         for key, where in required:
             context, _, msgid = key.rpartition("\x04")
             message = catalog.get(msgid, context=context or None)
-            if message is None or not message.string or (
-                isinstance(message.string, (tuple, list)) and not all(message.string)
+            if (
+                message is None
+                or not message.string
+                or (isinstance(message.string, (tuple, list)) and not all(message.string))
             ):
                 missing.append((key.replace("\x04", " | "), where))
             elif message.fuzzy:

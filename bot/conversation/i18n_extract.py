@@ -6,11 +6,12 @@ and ``i18n/babel.cfg``).
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import yaml
 
-from bot.conversation.flows import _LineLoader
+from bot.conversation.flow_files import LineLoader
 
 TEXT_KEYS = ("text", "label", "comment_text", "upcoming_text", "closed_text", "name", "description", "announcement")
 
@@ -33,7 +34,7 @@ def _walk(node: Any, parent_key: str | None = None) -> Iterator[tuple[int, str]]
 def extract_flows(
     fileobj: BinaryIO, keywords: Any, comment_tags: Any, options: dict[str, Any]
 ) -> Iterator[tuple[int, str | None, str, list[str]]]:
-    data = yaml.load(fileobj.read().decode("utf-8"), Loader=_LineLoader)  # noqa: S506
+    data = yaml.load(fileobj.read().decode("utf-8"), Loader=LineLoader)  # noqa: S506
     if isinstance(data, dict) and "languages" in data:
         return  # endonyms are never translated
     for line, text in _walk(data):

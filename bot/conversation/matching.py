@@ -9,7 +9,7 @@ answer words each catalog keeps (``texts.YES_WORDS`` …).
 from __future__ import annotations
 
 import unicodedata
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from bot.conversation import texts as M
 from bot.conversation.flows import Choice

@@ -9,8 +9,9 @@ Nodes that wait for the resident (``ask_choice``, ``ask_text``,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.conversation import statements
 from bot.conversation import texts as M

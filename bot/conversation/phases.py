@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -102,7 +102,7 @@ def parse_local(value: Any, zone: ZoneInfo) -> datetime:
     else:
         local = datetime.fromisoformat(str(value).strip())
         local = local if local.tzinfo else local.replace(tzinfo=zone)
-    return local.astimezone(timezone.utc)
+    return local.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def outside_quiet_hours(when: datetime, deadline: datetime | None, quiet: QuietH
     local = when.astimezone(zone)
     if not quiet.contains(local):
         return when
-    later = quiet.next_end(local).astimezone(timezone.utc)
+    later = quiet.next_end(local).astimezone(UTC)
     if deadline is not None and later >= deadline:
         return when  # the last chance: better at night than after the deadline
     return later
@@ -142,22 +142,24 @@ def reminder_points(process: Process, zone: ZoneInfo) -> list[ReminderPoint]:
             local_end = phase.ends.astimezone(zone)
             delta = parse_offset(offset)
             if delta.days and not delta.seconds:
-                local_due = datetime.combine(local_end.date() - timedelta(days=delta.days), local_end.timetz().replace(tzinfo=None), tzinfo=zone)
-                due = local_due.astimezone(timezone.utc)
+                local_due = datetime.combine(
+                    local_end.date() - timedelta(days=delta.days), local_end.timetz().replace(tzinfo=None), tzinfo=zone
+                )
+                due = local_due.astimezone(UTC)
             else:
                 due = phase.ends - delta
             if due < phase.starts:
                 continue
-            points.append(ReminderPoint(phase, offset, due, outside_quiet_hours(due, phase.ends, process.quiet_hours, zone)))
+            points.append(
+                ReminderPoint(phase, offset, due, outside_quiet_hours(due, phase.ends, process.quiet_hours, zone))
+            )
     return sorted(points, key=lambda p: p.send_at)
 
 
 def phase_announcements(process: Process, zone: ZoneInfo) -> list[tuple[Phase, datetime]]:
     """(phase, send time) for every phase with an announcement, quiet hours respected."""
     return [
-        (p, outside_quiet_hours(p.starts, p.ends, process.quiet_hours, zone))
-        for p in process.phases
-        if p.announcement
+        (p, outside_quiet_hours(p.starts, p.ends, process.quiet_hours, zone)) for p in process.phases if p.announcement
     ]
 
 
@@ -199,8 +201,15 @@ def load_process(data: dict[str, Any], zone: ZoneInfo, file: str, problems: list
                 problems.append(f"{where}: phase {pid!r} opens unknown dialogue {d!r}")
         phases.append(
             Phase(
-                id=pid, name=name, starts=starts, ends=ends, dialogues=opened, reminders=reminders,
-                description=item.get("description"), announcement=item.get("announcement"), line=line,
+                id=pid,
+                name=name,
+                starts=starts,
+                ends=ends,
+                dialogues=opened,
+                reminders=reminders,
+                description=item.get("description"),
+                announcement=item.get("announcement"),
+                line=line,
             )
         )
     quiet = QuietHours()
@@ -209,6 +218,9 @@ def load_process(data: dict[str, Any], zone: ZoneInfo, file: str, problems: list
         try:
             quiet = QuietHours(time.fromisoformat(str(q["start"])), time.fromisoformat(str(q["end"])))
         except (KeyError, ValueError, TypeError):
-            problems.append(f"{file}:{q.get('__line__', 1) if isinstance(q, dict) else 1}: quiet_hours needs start and end like 21:00 and 08:00")
+            problems.append(
+                f"{file}:{q.get('__line__', 1) if isinstance(q, dict) else 1}: "
+                "quiet_hours needs start and end like 21:00 and 08:00"
+            )
     grace = timedelta(minutes=float(data.get("grace_minutes", 30)))
     return Process(tuple(phases), quiet, grace)

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import logging
 import string
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date, datetime
-from typing import Any, Mapping
+from typing import Any
 
 from babel.dates import format_date, format_time, get_datetime_format
 from babel.numbers import format_decimal
 
-from bot.conversation.step import Msg, Reply
 from bot.conversation.i18n import Catalogs, Translator
+from bot.conversation.step import Msg, Reply
 from bot.values import Capabilities, Outgoing, OutgoingChoice
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def isolate(value: str) -> str:
     return f"{FSI}{value}{PDI}"
 
 
-class _Params(dict):  # type: ignore[type-arg]
+class _Params(dict):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
 
@@ -57,7 +58,7 @@ def format_value(tr: Translator, value: Any) -> str:
     if isinstance(value, (int, float)):
         return format_decimal(value, locale=locale)
     if isinstance(value, datetime):  # the locale's own "date, time" pattern, e.g. "2. Januar 2022, 18:00"
-        pattern = get_datetime_format("medium", locale=locale)
+        pattern = str(get_datetime_format("medium", locale=locale))
         day = format_date(value, format="long", locale=locale)
         return pattern.replace("{1}", day).replace("{0}", format_time(value, format="short", locale=locale))
     if isinstance(value, date):
@@ -97,17 +98,16 @@ class Renderer:
                     texts.append(t)
             body = "\n".join(texts)
             tr = translators[0]
-            direction = tr.language.direction if all(
-                t.language.direction == tr.language.direction for t in translators
-            ) else "auto"
+            direction = (
+                tr.language.direction
+                if all(t.language.direction == tr.language.direction for t in translators)
+                else "auto"
+            )
         else:
             tr = self.catalogs.get(reply.language)
             body = self.text(tr, reply)
             direction = tr.language.direction
-        choices = tuple(
-            OutgoingChoice(c.value, tr.gettext(c.label) if c.translate else c.label)
-            for c in reply.choices
-        )
+        choices = tuple(OutgoingChoice(c.value, tr.gettext(c.label) if c.translate else c.label) for c in reply.choices)
         if choices and not caps.buttons:
             lines = [f"{i} {c.label}" for i, c in enumerate(choices, 1)]
             if direction == "rtl":

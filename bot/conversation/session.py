@@ -7,8 +7,10 @@ JSON, everyone else asks these classes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
+
 
 @dataclass
 class Profile:
@@ -31,7 +33,7 @@ class Dialogue:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> "Dialogue":
+    def from_json(cls, data: Mapping[str, Any] | None) -> Dialogue:
         if not data:
             return cls()
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}

@@ -7,9 +7,10 @@ parameters, choices, a language) and effects for the service to apply.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.conversation.session import Conversation
@@ -89,9 +90,6 @@ class EraseResident:
     pass
 
 
-Effect = StoreIdea | StoreFeedback | RecordConsent | EraseResident
-
-
 @dataclass
 class Outcome:
     conversation: Conversation
@@ -125,3 +123,6 @@ class Remind:
     middle of a dialogue right now: not interrupted, tried again later)."""
 
     kind: str
+
+
+Effect = StoreIdea | StoreFeedback | RecordConsent | EraseResident | Remind

@@ -33,18 +33,14 @@ CONTINUE_WORDS = pN_("answer", "continue|go on")
 RESTART_WORDS = pN_("answer", "start over|new")
 
 # --- keyword answers ---------------------------------------------------------
-STOPPED = N_(
-    "You will get no more messages from us. Send START if you want to hear from us again."
-)
+STOPPED = N_("You will get no more messages from us. Send START if you want to hear from us again.")
 STARTED = N_("Welcome back! You will get messages from us again.")
 HELP = N_(
     "This is Kiezstimme, the participation chat of {operator}. You can share ideas here.\n"
     "Send MENU to start again, LANGUAGE to change the language, "
     "STOP to get no more messages, DELETE to erase your data."
 )
-CONFIRM_DELETE = N_(
-    "Do you really want to delete all your data, including your ideas? This cannot be undone."
-)
+CONFIRM_DELETE = N_("Do you really want to delete all your data, including your ideas? This cannot be undone.")
 DELETE_YES = N_("Yes, delete everything")
 DELETE_NO = N_("No, keep my data")
 DELETED = N_("All your data has been deleted. Goodbye! You can write to us again at any time.")
@@ -68,9 +64,7 @@ MEDIA_TOO_LARGE = N_("This file is too large for us. Please send a shorter voice
 MEDIA_NOT_ACCEPTED = N_("Sorry, I cannot use this kind of file here. Please write your answer as text.")
 SKIP = N_("Skip")
 TOO_LATE = N_("Sorry, this phase closed on {date}, so we could not take your answer. Thank you all the same!")
-RESUME_PROMPT = N_(
-    "Welcome back! Last time you did not finish. Do you want to continue where you left off?"
-)
+RESUME_PROMPT = N_("Welcome back! Last time you did not finish. Do you want to continue where you left off?")
 RESUME_CONTINUE = N_("Continue")
 RESUME_RESTART = N_("Start over")
 VOICE_PLACEHOLDER = N_("(voice message)")
@@ -96,12 +90,12 @@ REMINDER_HOURS = nN_(
     "Only {count} hours left: {phase} (until {date}). Send MENU to take part.",
 )
 REMINDER_UNFINISHED_DAYS = nN_(
-    "You started but did not finish – {count} day left: {phase} (until {date}). Just reply to continue where you stopped.",
-    "You started but did not finish – {count} days left: {phase} (until {date}). Just reply to continue where you stopped.",
+    "You started but did not finish – {count} day left: {phase} (until {date}). Just reply to continue where you stopped.",  # noqa: E501 (a msgid)
+    "You started but did not finish – {count} days left: {phase} (until {date}). Just reply to continue where you stopped.",  # noqa: E501 (a msgid)
 )
 REMINDER_UNFINISHED_HOURS = nN_(
-    "You started but did not finish – {count} hour left: {phase} (until {date}). Just reply to continue where you stopped.",
-    "You started but did not finish – {count} hours left: {phase} (until {date}). Just reply to continue where you stopped.",
+    "You started but did not finish – {count} hour left: {phase} (until {date}). Just reply to continue where you stopped.",  # noqa: E501 (a msgid)
+    "You started but did not finish – {count} hours left: {phase} (until {date}). Just reply to continue where you stopped.",  # noqa: E501 (a msgid)
 )
 IDEA_APPROVED = N_("Good news: your idea {reference} has been published. Thank you for taking part!")
 IDEA_HIDDEN = N_("Your idea {reference} could not be published. Send HELP if you have questions.")

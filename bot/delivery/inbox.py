@@ -72,7 +72,7 @@ class InboxProcessor:
         try:
             async with self._working:
                 await self.service.process(inbox_id)
-        except (DBAPIError, OSError, ConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, DBAPIError, OSError, ConnectionError) as exc:
             log.warning("inbox message %s waits: database unavailable (%s)", inbox_id, type(exc).__name__)
             return False
         except Exception:  # noqa: BLE001 - a poison message must not block the others

@@ -6,11 +6,11 @@ in :mod:`bot.storage.outbox`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
-from bot.storage.db import Database
 from bot.storage.audience import Audience
+from bot.storage.db import Database
 from bot.storage.outbox import BULK, BulkResult, OutboxRepository
 from channels.registry import capabilities
 
@@ -36,6 +36,13 @@ async def enqueue_bulk(
 ) -> BulkResult:
     """Enqueue ``texts`` (language -> text) to the audience; safe to call twice with one key."""
     return await OutboxRepository(db).enqueue_bulk(
-        key=key, texts=texts, audience=audience, channels=tuple(channels), parts=channel_parts,
-        now=now, fallback=fallback, expires_at=expires_at, directions=directions,
+        key=key,
+        texts=texts,
+        audience=audience,
+        channels=tuple(channels),
+        parts=channel_parts,
+        now=now,
+        fallback=fallback,
+        expires_at=expires_at,
+        directions=directions,
     )

@@ -32,16 +32,17 @@ import os
 import random
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from bot.conversation.flows import FlowSet
 from bot.storage.db import Database
 from bot.storage.outbox import FINAL, STATUS_RANK, OutboxRepository, SentRecord
 from bot.storage.residents import ResidentRepository
-from channels.base import Channel
 from bot.values import Outgoing, OutgoingChoice, SendError, Sent, StatusUpdate
+from channels.base import Channel
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
@@ -175,7 +176,7 @@ class ChannelSender:
                     self.wakeup.clear()
                     try:
                         await asyncio.wait_for(self.wakeup.wait(), timeout=0.5)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
         finally:
             await self._resign()
@@ -351,7 +352,13 @@ class Sender:
         elect = (not db.is_sqlite) if elect is None else elect
         self.senders = {
             name: ChannelSender(
-                name, channel, db, flows, clock, metrics=metrics, elect=elect,
+                name,
+                channel,
+                db,
+                flows,
+                clock,
+                metrics=metrics,
+                elect=elect,
                 rate=rates[name] if name in rates else channel.capabilities.rate,
             )
             for name, channel in channels.items()

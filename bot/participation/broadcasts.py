@@ -27,7 +27,16 @@ class DryRun:
     total: int
 
 
-def _row(kz: Kiezstimme, channel: str, lang: str, text_lang: str, n: int, text: str, outside: dict[tuple[str, str | None], int], price: float) -> dict[str, Any]:
+def _row(
+    kz: Kiezstimme,
+    channel: str,
+    lang: str,
+    text_lang: str,
+    n: int,
+    text: str,
+    outside: dict[tuple[str, str | None], int],
+    price: float,
+) -> dict[str, Any]:
     caps = capabilities(channel)
     row: dict[str, Any] = {"channel": channel, "language": lang, "text_language": text_lang, "residents": n}
     if caps.units is not None:  # billed per unit (SMS segments)
@@ -39,33 +48,44 @@ def _row(kz: Kiezstimme, channel: str, lang: str, text_lang: str, n: int, text: 
     return row
 
 
-async def dry_run(kz: Kiezstimme, texts: dict[str, str], fallback: str | None, audience: Audience, price_per_segment: float) -> DryRun:
+async def dry_run(
+    kz: Kiezstimme, texts: dict[str, str], fallback: str | None, audience: Audience, price_per_segment: float
+) -> DryRun:
     channels = kz.channels.bulk_targets()
     now = kz.service.clock()
     windows = {c: now - w for c in channels if (w := capabilities(c).reply_window) is not None}
     counts, outside = await AudienceRepository(kz.db).counts(audience, channels, windows)
-    rows, without, total = [], {}, 0
+    rows: list[dict[str, Any]] = []
+    without: dict[str, int] = {}
+    total = 0
     for channel, lang, n in sorted(counts, key=lambda r: (r[0], r[1] or "")):
         text_lang = lang if lang in texts else fallback if fallback in texts else None
         if text_lang is None:
             without[lang or "?"] = without.get(lang or "?", 0) + n
             continue
-        rows.append(_row(kz, channel, lang, text_lang, n, texts[text_lang], outside, price_per_segment))
+        rows.append(_row(kz, channel, lang or "?", text_lang, n, texts[text_lang], outside, price_per_segment))
         total += n
     return DryRun(rows, without, total)
 
 
 def broadcast_key(texts: dict[str, str], fallback: str | None, audience: Audience) -> str:
-    digest = hashlib.sha256(json.dumps([texts, fallback, audience.__dict__], sort_keys=True, default=list).encode()).hexdigest()
+    digest = hashlib.sha256(
+        json.dumps([texts, fallback, audience.__dict__], sort_keys=True, default=list).encode()
+    ).hexdigest()
     return f"broadcast:{digest[:16]}"
 
 
 async def send(kz: Kiezstimme, key: str, texts: dict[str, str], fallback: str | None, audience: Audience) -> int:
     directions = {tr.language.code: tr.language.direction for tr in kz.catalogs}
     result = await enqueue_bulk(
-        kz.db, key=key, texts=texts, fallback=fallback, audience=audience,
+        kz.db,
+        key=key,
+        texts=texts,
+        fallback=fallback,
+        audience=audience,
         channels=kz.channels.bulk_targets(),
-        now=kz.service.clock(), directions=directions,
+        now=kz.service.clock(),
+        directions=directions,
     )
     kz.sender.wake()
     return result.total
@@ -90,7 +110,14 @@ async def follow(kz: Kiezstimme, key: str, console: Any, timeout: timedelta | No
     total = sum(counts.values())
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout.total_seconds() if timeout is not None else None
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
         task = bar.add_task("sending", total=total)
         while True:
             counts = await progress(kz, key)

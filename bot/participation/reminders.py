@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.conversation import texts as M
 from bot.app import Kiezstimme
+from bot.conversation import texts as M
 from bot.conversation.phases import Phase, ReminderPoint, phase_announcements, reminder_points
 from bot.conversation.session import Conversation
 from bot.conversation.step import Context, Msg, Remind, ReminderDue, Reply
@@ -106,7 +106,11 @@ async def send_reminder(kz: Kiezstimme, point: ReminderPoint, now: datetime) -> 
         return run
     general, personal, run.skipped_done, run.deferred = await _classify(kz, point.phase, now)
     count, in_days = _left(point.deadline, now)
-    params = {"count": count, "phase": Msg(point.phase.name), "date": point.deadline.astimezone(kz.settings.zone).date()}
+    params = {
+        "count": count,
+        "phase": Msg(point.phase.name),
+        "date": point.deadline.astimezone(kz.settings.zone).date(),
+    }
     channels = kz.channels.bulk_targets()
     for ids, days_msg, hours_msg, target in (
         (general, M.REMINDER_DAYS, M.REMINDER_HOURS, "general"),
@@ -116,13 +120,25 @@ async def send_reminder(kz: Kiezstimme, point: ReminderPoint, now: datetime) -> 
             continue
         texts, directions = in_every_language(kz, days_msg if in_days else hours_msg, params, "count")
         result = await enqueue_bulk(
-            kz.db, key=point.id, texts=texts, audience=Audience(resident_ids=tuple(ids)), channels=channels,
-            now=now, expires_at=point.deadline, directions=directions,
+            kz.db,
+            key=point.id,
+            texts=texts,
+            audience=Audience(resident_ids=tuple(ids)),
+            channels=channels,
+            now=now,
+            expires_at=point.deadline,
+            directions=directions,
         )
         setattr(run, target, result)
     kz.sender.wake()
-    log.info("%s: %d enqueued (%d personal), %d already took part, %d busy for now",
-             point.id, run.enqueued, run.personal.total, run.skipped_done, run.deferred)
+    log.info(
+        "%s: %d enqueued (%d personal), %d already took part, %d busy for now",
+        point.id,
+        run.enqueued,
+        run.personal.total,
+        run.skipped_done,
+        run.deferred,
+    )
     return run
 
 
@@ -132,8 +148,14 @@ async def send_announcement(kz: Kiezstimme, phase: Phase, now: datetime) -> Bulk
         return BulkResult()
     texts, directions = in_every_language(kz, phase.announcement)
     result = await enqueue_bulk(
-        kz.db, key=f"announce:{phase.id}", texts=texts, audience=Audience(), channels=kz.channels.bulk_targets(),
-        now=now, expires_at=phase.ends, directions=directions,
+        kz.db,
+        key=f"announce:{phase.id}",
+        texts=texts,
+        audience=Audience(),
+        channels=kz.channels.bulk_targets(),
+        now=now,
+        expires_at=phase.ends,
+        directions=directions,
     )
     kz.sender.wake()
     log.info("announcement of phase %s: %d enqueued", phase.id, result.total)
@@ -143,7 +165,9 @@ async def send_announcement(kz: Kiezstimme, phase: Phase, now: datetime) -> Bulk
 STATUS_MESSAGES = {"approved": M.IDEA_APPROVED, "hidden": M.IDEA_HIDDEN}
 
 
-async def set_idea_status(kz: Kiezstimme, reference: str, status: str, now: datetime, notify: bool = True) -> tuple[bool, int]:
+async def set_idea_status(
+    kz: Kiezstimme, reference: str, status: str, now: datetime, notify: bool = True
+) -> tuple[bool, int]:
     """Change an idea's status; tell the resident (if they opted in). (found, notices enqueued)."""
     resident_id = await ContributionRepository(kz.db).set_idea_status(reference.upper(), status)
     if resident_id is None:
@@ -153,9 +177,13 @@ async def set_idea_status(kz: Kiezstimme, reference: str, status: str, now: date
         return True, 0
     texts, directions = in_every_language(kz, msgid, {"reference": reference.upper()})
     result = await enqueue_bulk(
-        kz.db, key=f"status:{reference.upper()}:{status}", texts=texts,
-        audience=Audience(resident_ids=(resident_id,)), channels=kz.channels.bulk_targets(),
-        now=now, directions=directions,
+        kz.db,
+        key=f"status:{reference.upper()}:{status}",
+        texts=texts,
+        audience=Audience(resident_ids=(resident_id,)),
+        channels=kz.channels.bulk_targets(),
+        now=now,
+        directions=directions,
     )
     kz.sender.wake()
     return True, result.total
@@ -164,6 +192,11 @@ async def set_idea_status(kz: Kiezstimme, reference: str, status: str, now: date
 def schedule(kz: Kiezstimme, now: datetime) -> list[tuple[str, datetime, str]]:
     """(job id, send time, what) for every reminder and announcement, from the data."""
     zone = kz.settings.zone
-    jobs = [(p.id, p.send_at, f"reminder {p.offset} before {p.phase.id} ends") for p in reminder_points(kz.flows.process, zone)]
-    jobs += [(f"announce:{ph.id}", at, f"announcement of {ph.id}") for ph, at in phase_announcements(kz.flows.process, zone)]
+    jobs = [
+        (p.id, p.send_at, f"reminder {p.offset} before {p.phase.id} ends")
+        for p in reminder_points(kz.flows.process, zone)
+    ]
+    jobs += [
+        (f"announce:{ph.id}", at, f"announcement of {ph.id}") for ph, at in phase_announcements(kz.flows.process, zone)
+    ]
     return sorted(jobs, key=lambda j: j[1])

@@ -13,7 +13,7 @@ clock`` on PostgreSQL. Sending twice is harmless anyway (idempotency keys).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -29,12 +29,18 @@ class ReminderClock:
     def __init__(self, kz: Kiezstimme, grace: timedelta = timedelta(minutes=60)) -> None:
         self.kz = kz
         self.grace = grace
-        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
 
-    def _add(self, job_id: str, when: datetime, func, *args) -> None:  # type: ignore[no-untyped-def]
+    def _add(self, job_id: str, when: datetime, func, *args) -> None:
         self.scheduler.add_job(
-            func, DateTrigger(run_date=when, timezone=timezone.utc), args=args, id=job_id, replace_existing=True,
-            misfire_grace_time=int(self.grace.total_seconds()), coalesce=True, max_instances=1,
+            func,
+            DateTrigger(run_date=when, timezone=UTC),
+            args=args,
+            id=job_id,
+            replace_existing=True,
+            misfire_grace_time=int(self.grace.total_seconds()),
+            coalesce=True,
+            max_instances=1,
         )
 
     def plan(self) -> None:
@@ -50,7 +56,9 @@ class ReminderClock:
                 self._add(f"announce:{phase.id}", at, self.fire_announcement, phase.id)
 
     async def fire_reminder(self, point_id: str) -> None:
-        point = next((p for p in reminder_points(self.kz.flows.process, self.kz.settings.zone) if p.id == point_id), None)
+        point = next(
+            (p for p in reminder_points(self.kz.flows.process, self.kz.settings.zone) if p.id == point_id), None
+        )
         if point is None:
             return
         now = self.kz.service.clock()

@@ -3,9 +3,9 @@ identities, a broadcast or reminder goes to — and how many, for a dry run."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Mapping
 
 from sqlalchemy import func, select
 from sqlalchemy.sql import Select
@@ -26,12 +26,17 @@ class Audience:
     opted_in_only: bool = True
 
 
-def audience_query(audience: Audience, channels: Iterable[str]) -> Select[Any]:
+def audience_query(audience: Audience, channels: Iterable[str]) -> Select:
     """Residents × their channel identities that the audience selects."""
     wanted = [c for c in channels if not audience.channels or c in audience.channels]
-    query = (
-        select(Resident.id.label("resident_id"), Resident.language, ChannelIdentity.id.label("identity_id"),
-               ChannelIdentity.channel, ChannelIdentity.address)
+    query: Select = (
+        select(
+            Resident.id.label("resident_id"),
+            Resident.language,
+            ChannelIdentity.id.label("identity_id"),
+            ChannelIdentity.channel,
+            ChannelIdentity.address,
+        )
         .join(ChannelIdentity, ChannelIdentity.resident_id == Resident.id)
         .where(
             Resident.stopped_at.is_(None),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -78,8 +79,8 @@ class ContributionRepository:
 
     async def media_refs(self, conn: AsyncConnection, resident_id: int) -> list[str]:
         """The stored files of one resident's ideas and feedback."""
-        media = (await conn.execute(select(Idea.media).where(Idea.resident_id == resident_id))).scalars().all()
-        media += (await conn.execute(select(Feedback.media).where(Feedback.resident_id == resident_id))).scalars().all()
+        media = list((await conn.execute(select(Idea.media).where(Idea.resident_id == resident_id))).scalars())
+        media += (await conn.execute(select(Feedback.media).where(Feedback.resident_id == resident_id))).scalars()
         return [m["ref"] for items in media for m in (items or [])]
 
     async def set_idea_status(self, reference: str, status: str) -> int | None:

@@ -84,13 +84,17 @@ class InboxRepository:
         """The oldest pending messages of one sender, in arrival order."""
         async with self.db.read() as conn:
             ids = (
-                await conn.execute(
-                    select(InboundMessage.id)
-                    .where(_PENDING, InboundMessage.channel == channel, InboundMessage.address == address)
-                    .order_by(InboundMessage.id)
-                    .limit(limit)
+                (
+                    await conn.execute(
+                        select(InboundMessage.id)
+                        .where(_PENDING, InboundMessage.channel == channel, InboundMessage.address == address)
+                        .order_by(InboundMessage.id)
+                        .limit(limit)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         return list(ids)
 
     async def pending(self, conn: AsyncConnection, inbox_id: int) -> Any | None:
@@ -102,7 +106,9 @@ class InboxRepository:
         async with self.db.read() as conn:
             return (
                 await conn.execute(
-                    select(InboundMessage.channel, InboundMessage.payload).where(InboundMessage.id == inbox_id, _PENDING)
+                    select(InboundMessage.channel, InboundMessage.payload).where(
+                        InboundMessage.id == inbox_id, _PENDING
+                    )
                 )
             ).first()
 
@@ -130,7 +136,9 @@ class InboxRepository:
     async def lock_pending(self, conn: AsyncConnection, inbox_id: int) -> bool:
         """True if the message still waits; on PostgreSQL a second processor waits here, then sees "done"."""
         still = (
-            await conn.execute(select(InboundMessage.id).where(InboundMessage.id == inbox_id, _PENDING).with_for_update())
+            await conn.execute(
+                select(InboundMessage.id).where(InboundMessage.id == inbox_id, _PENDING).with_for_update()
+            )
         ).first()
         return still is not None
 

@@ -12,7 +12,7 @@ aware UTC datetimes through :class:`UTCDateTime`.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -53,10 +53,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given; Kiezstimme only stores aware times")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -95,9 +95,7 @@ class Session(Base):
     """Where a resident is in a dialogue; ``version`` guards concurrent updates."""
 
     __tablename__ = "sessions"
-    resident_id: Mapped[int] = mapped_column(
-        ForeignKey("residents.id", ondelete="CASCADE"), primary_key=True
-    )
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), primary_key=True)
     state: Mapped[dict[str, Any]] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -127,9 +125,7 @@ class InboundMessage(Base):
     provider_id: Mapped[str] = mapped_column(String(64))
     address: Mapped[str | None] = mapped_column(String(128))  # cleared once processed
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # cleared once processed
-    resident_id: Mapped[int | None] = mapped_column(
-        ForeignKey("residents.id", ondelete="SET NULL"), index=True
-    )
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="SET NULL"), index=True)
     status: Mapped[str] = mapped_column(String(12), default="pending")
     error: Mapped[str | None] = mapped_column(String(200))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -145,9 +141,7 @@ class OutboundMessage(Base):
         Index("ix_outbound_messages_recipient", "channel", "address", "status"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    resident_id: Mapped[int | None] = mapped_column(
-        ForeignKey("residents.id", ondelete="SET NULL"), index=True
-    )
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="SET NULL"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     address: Mapped[str | None] = mapped_column(String(128))
     language: Mapped[str | None] = mapped_column(String(35))
@@ -162,9 +156,7 @@ class OutboundMessage(Base):
     error: Mapped[str | None] = mapped_column(String(200))
     segments: Mapped[int | None] = mapped_column(SmallInteger)
     idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
-    inbound_id: Mapped[int | None] = mapped_column(
-        ForeignKey("inbound_messages.id", ondelete="SET NULL")
-    )
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

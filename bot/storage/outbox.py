@@ -9,9 +9,10 @@ record the results of a batch in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import String, and_, bindparam, cast, exists, func, insert, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,13 +26,36 @@ from bot.storage.models import OutboundMessage
 from bot.storage.residents import ResidentRepository
 from bot.values import Outgoing, StatusUpdate
 
-__all__ = ["BULK", "FINAL", "REPLY", "STATUS_RANK", "Audience", "BulkResult", "Delivered", "OutboxRepository", "SentRecord"]
+__all__ = [
+    "BULK",
+    "FINAL",
+    "REPLY",
+    "STATUS_RANK",
+    "Audience",
+    "BulkResult",
+    "Delivered",
+    "OutboxRepository",
+    "SentRecord",
+]
 
 REPLY, BULK = 0, 1  # priority: replies always go first
 STATUS_RANK = {"queued": 1, "sending": 2, "accepted": 2, "sent": 3, "delivered": 4, "read": 5}
 FINAL = {"failed", "undelivered"}
-BULK_COLUMNS = ["resident_id", "channel", "address", "language", "text", "payload", "priority",
-                "status", "attempts", "segments", "idempotency_key", "expires_at", "created_at"]
+BULK_COLUMNS = [
+    "resident_id",
+    "channel",
+    "address",
+    "language",
+    "text",
+    "payload",
+    "priority",
+    "status",
+    "attempts",
+    "segments",
+    "idempotency_key",
+    "expires_at",
+    "created_at",
+]
 Parts = Callable[[str, str], list[tuple[str, "int | None"]]]  # (channel, text) -> [(part, segments)]
 
 
@@ -109,8 +133,16 @@ def _claim_statement(channel: str, now: datetime, limit: int) -> Any:
 
 
 def _bulk_source(
-    base: Any, lang: str, channel: str, text_lang: str, part: str, segments: int | None,
-    key_prefix: str, payload: dict[str, Any], expires_at: datetime | None, now: datetime,
+    base: Any,
+    lang: str,
+    channel: str,
+    text_lang: str,
+    part: str,
+    segments: int | None,
+    key_prefix: str,
+    payload: dict[str, Any],
+    expires_at: datetime | None,
+    now: datetime,
 ) -> Select[Any]:
     """One language's audience on one channel as outbox rows (see ``BULK_COLUMNS``) of one text part."""
     return select(
@@ -185,7 +217,9 @@ class OutboxRepository:
                         OutboundMessage.status == "pending",
                     )
                     .values(status="delivered", sent_at=now, updated_at=now, attempts=1)
-                    .returning(OutboundMessage.id, OutboundMessage.text, OutboundMessage.language, OutboundMessage.payload)
+                    .returning(
+                        OutboundMessage.id, OutboundMessage.text, OutboundMessage.language, OutboundMessage.payload
+                    )
                 )
             ).all()
         return [
@@ -243,10 +277,18 @@ class OutboxRepository:
                 updated_at=now,
                 attempts=bindparam("b_attempts"),
                 error=bindparam("b_error"),
-                segments=func.coalesce(bindparam("b_segments", type_=OutboundMessage.segments.type), OutboundMessage.segments),
+                segments=func.coalesce(
+                    bindparam("b_segments", type_=OutboundMessage.segments.type), OutboundMessage.segments
+                ),
             ),
             [
-                {"b_id": r.id, "b_provider": r.provider_id, "b_attempts": r.attempts, "b_error": r.error, "b_segments": r.segments}
+                {
+                    "b_id": r.id,
+                    "b_provider": r.provider_id,
+                    "b_attempts": r.attempts,
+                    "b_error": r.error,
+                    "b_segments": r.segments,
+                }
                 for r in sent
             ],
         )
@@ -255,7 +297,9 @@ class OutboxRepository:
         """A message that was not sent: released, skipped, retried later or failed (``values`` are its columns)."""
         await conn.execute(update(OutboundMessage).where(OutboundMessage.id == message_id).values(**values))
 
-    async def fail_remaining(self, conn: AsyncConnection, channel: str, address: str, reason: str, now: datetime) -> None:
+    async def fail_remaining(
+        self, conn: AsyncConnection, channel: str, address: str, reason: str, now: datetime
+    ) -> None:
         """Nothing more goes to someone who cannot or will not receive it."""
         await conn.execute(
             update(OutboundMessage)
@@ -327,8 +371,16 @@ class OutboxRepository:
                 for channel in channels:
                     for part_no, (part, segments) in enumerate(parts(channel, texts[text_lang])):
                         source = _bulk_source(
-                            base, lang, channel, text_lang, part, segments, f"{key}:{part_no}:",
-                            {"direction": direction, "choices": []}, expires_at, now,
+                            base,
+                            lang,
+                            channel,
+                            text_lang,
+                            part,
+                            segments,
+                            f"{key}:{part_no}:",
+                            {"direction": direction, "choices": []},
+                            expires_at,
+                            now,
                         )
                         inserted = await self._insert_bulk(conn, source)
                         if part_no == 0 and inserted:

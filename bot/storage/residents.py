@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -125,7 +126,13 @@ class ResidentRepository:
                 )
 
     async def mark_undeliverable(
-        self, conn: AsyncConnection, resident_id: int, now: datetime, *, unreachable: bool = False, opted_out: bool = False
+        self,
+        conn: AsyncConnection,
+        resident_id: int,
+        now: datetime,
+        *,
+        unreachable: bool = False,
+        opted_out: bool = False,
     ) -> None:
         """A provider said the resident cannot be reached, or has opted out (stopped)."""
         values: dict[str, Any] = {}

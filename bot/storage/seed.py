@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import insert, select
 
@@ -24,7 +24,7 @@ async def seed_residents(
 ) -> list[int]:
     """``count`` residents who consented; resident i speaks languages[i % n] and
     is reached on channels[i % m] at address str(1_000_000 + start + i)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     ids: list[int] = []
     for offset in range(0, count, chunk):
         rows = range(start + offset, start + min(count, offset + chunk))

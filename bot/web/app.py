@@ -4,7 +4,6 @@ dashboard join here as their issues land)."""
 from __future__ import annotations
 
 import html
-import json
 import logging
 import uuid
 from pathlib import Path
@@ -12,8 +11,8 @@ from string import Template
 
 from aiohttp import web
 
-from bot.conversation import texts as M
 from bot.app import Kiezstimme
+from bot.conversation import texts as M
 from bot.values import Rejected
 
 log = logging.getLogger(__name__)
@@ -26,7 +25,7 @@ def _error(status: int, message: str) -> web.Response:
 
 
 @web.middleware
-async def errors(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def errors(request: web.Request, handler):
     try:
         return await handler(request)
     except web.HTTPException:
@@ -94,12 +93,9 @@ async def index(request: web.Request) -> web.StreamResponse:
     return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
-def _messages(delivered) -> dict:  # type: ignore[no-untyped-def]
+def _messages(delivered) -> dict:
     return {
-        "messages": [
-            {"text": d.text, "choices": d.choices, "lang": d.language, "dir": d.direction}
-            for d in delivered
-        ]
+        "messages": [{"text": d.text, "choices": d.choices, "lang": d.language, "dir": d.direction} for d in delivered]
     }
 
 
@@ -138,7 +134,7 @@ def make_app(kz: Kiezstimme, *, background: bool = False) -> web.Application:
     webhooks.add_routes(app, kz)
     if background:
 
-        async def run_background(_app: web.Application):  # type: ignore[no-untyped-def]
+        async def run_background(_app: web.Application):
             await kz.start_background()
             yield
             await kz.stop_background()

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bot.app import Kiezstimme
 from bot.delivery.sender import record_status
-from bot.values import Inbound, WebhookRequest, WebhookResult
+from bot.values import WebhookRequest, WebhookResult
 
 KZ = web.AppKey("kiezstimme-webhooks", Kiezstimme)
 _background: set[asyncio.Task[Any]] = set()

@@ -37,7 +37,7 @@ class FakeJsonChat:
         self.sent.append({**data, "at": time.monotonic()})
         return web.json_response({"id": f"jc-{next(self._ids)}"})
 
-    async def __aenter__(self) -> "FakeJsonChat":
+    async def __aenter__(self) -> FakeJsonChat:
         app = web.Application()
         app.router.add_post("/v1/messages", self._messages)
         self._runner = web.AppRunner(app)
@@ -77,13 +77,19 @@ class JsonChatChannel:
                 raise ValueError("id and user are required")
         except (ValueError, AttributeError, Rejected):
             return WebhookResult.reject(400, "not a jsonchat event")
-        inbound = Inbound(channel=NAME, address=data["user"], provider_id=data["id"], text=data.get("text"), choice=data.get("choice"))
+        inbound = Inbound(
+            channel=NAME, address=data["user"], provider_id=data["id"], text=data.get("text"), choice=data.get("choice")
+        )
         return WebhookResult(status=200, body='{"ok": true}', content_type="application/json", inbound=(inbound,))
 
     async def send(self, address: str, message: Outgoing) -> Sent:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        body = {"to": address, "text": message.text, "buttons": [{"value": c.value, "label": c.label} for c in message.choices]}
+        body = {
+            "to": address,
+            "text": message.text,
+            "buttons": [{"value": c.value, "label": c.label} for c in message.choices],
+        }
         try:
             async with self._session.post(f"{self.api_root}/v1/messages", json=body) as resp:
                 if resp.status != 200:

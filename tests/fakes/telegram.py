@@ -27,9 +27,10 @@ import json
 import math
 import time
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -391,18 +392,17 @@ class FakeTelegram:
         return None
 
     def _is_rate_limited(self, method: str) -> bool:
-        return (
-            method.startswith("send") and method not in _NOT_RATE_LIMITED
-        ) or method in ("copyMessage", "forwardMessage")
+        return (method.startswith("send") and method not in _NOT_RATE_LIMITED) or method in (
+            "copyMessage",
+            "forwardMessage",
+        )
 
     def _rate_check(self, chat: Any, now: float) -> int | None:
         """Seconds to wait if a limit is exceeded; otherwise count the request."""
         windows: list[_SlidingWindow] = []
         if self.per_chat_rate_limit_per_s and chat is not None:
             windows.append(
-                self._chat_windows.setdefault(
-                    _chat_key(chat), _SlidingWindow(self.per_chat_rate_limit_per_s)
-                )
+                self._chat_windows.setdefault(_chat_key(chat), _SlidingWindow(self.per_chat_rate_limit_per_s))
             )
         if self._global_window is not None:
             windows.append(self._global_window)

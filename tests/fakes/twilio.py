@@ -33,10 +33,11 @@ import math
 import secrets
 import time
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from types import TracebackType
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -244,9 +245,7 @@ class FakeTwilio:
         """Accepted message params whose ``To`` equals ``to``."""
         return [m for m in self.messages if m.get("To") == to]
 
-    async def send_status_callback(
-        self, message_sid: str, status: str, error_code: int | None = None
-    ) -> int:
+    async def send_status_callback(self, message_sid: str, status: str, error_code: int | None = None) -> int:
         """POST a signed status callback to the message's ``StatusCallback``; returns HTTP status."""
         resource = self.resources[message_sid]
         url = resource["_status_callback"]
@@ -276,9 +275,7 @@ class FakeTwilio:
             user, _, password = base64.b64decode(encoded).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False
-        return secrets.compare_digest(
-            f"{user}:{password}".encode(), f"{self.account_sid}:{self.auth_token}".encode()
-        )
+        return secrets.compare_digest(f"{user}:{password}".encode(), f"{self.account_sid}:{self.auth_token}".encode())
 
     def _rate_limited(self, now: float) -> int | None:
         if not self.rate_limit_per_s:
@@ -359,9 +356,7 @@ class FakeTwilio:
             "price_unit": "USD",
             "sid": sid,
             "status": "queued" if from_ else "accepted",
-            "subresource_uris": {
-                "media": f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}/Media.json"
-            },
+            "subresource_uris": {"media": f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}/Media.json"},
             "to": to,
             "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}.json",
         }
@@ -386,9 +381,7 @@ class FakeTwilio:
         return web.Response(body=media.content, headers={"Content-Type": media.content_type})
 
 
-def _twilio_error(
-    status: int, code: int, message: str, retry_after: int | None = None
-) -> web.Response:
+def _twilio_error(status: int, code: int, message: str, retry_after: int | None = None) -> web.Response:
     body = {
         "code": code,
         "message": message,
@@ -525,4 +518,3 @@ def status_callback_params(
     if error_code is not None:
         params["ErrorCode"] = str(error_code)
     return params
-

@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.values import Media
+from bot.values import MEDIA_TYPES, Media, media_kind
 
-ACCEPTED: dict[str, dict[str, str]] = {
-    "voice": {
-        "audio/ogg": "ogg", "audio/opus": "opus", "audio/mpeg": "mp3", "audio/mp4": "m4a",
-        "audio/x-m4a": "m4a", "audio/aac": "aac", "audio/amr": "amr", "audio/wav": "wav",
-        "audio/webm": "webm",
-    },
-    "photo": {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/heic": "heic", "image/gif": "gif"},
-}
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # what Telegram lets bots download
-
-
-def kind_of(mime: str) -> str | None:
-    mime = mime.split(";")[0].strip().lower()
-    for kind, types in ACCEPTED.items():
-        if mime in types:
-            return kind
-    return None
 
 
 class MediaStore:
@@ -36,7 +20,7 @@ class MediaStore:
         """A Media saying why the file is not taken, or None if it may be fetched."""
         if size is not None and size > self.max_bytes:
             return Media(kind="too_large", ref="", mime=mime, size=size)
-        if kind_of(mime) != kind:
+        if media_kind(mime) != kind:
             return Media(kind="unsupported", ref="", mime=mime, size=size or 0)
         return None
 
@@ -44,8 +28,8 @@ class MediaStore:
         refused = self.refuse(kind, mime, len(data))
         if refused is not None:
             return refused
-        ext = ACCEPTED[kind][mime.split(";")[0].strip().lower()]
-        now = datetime.now(timezone.utc)
+        ext = MEDIA_TYPES[kind][mime.split(";")[0].strip().lower()]
+        now = datetime.now(UTC)
         ref = f"{now:%Y/%m}/{secrets.token_hex(12)}.{ext}"
         path = self.root / ref
         path.parent.mkdir(parents=True, exist_ok=True)
