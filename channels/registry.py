@@ -3,7 +3,7 @@
 Every channel's capabilities are known (the renderer needs them even for a
 channel that is switched off now); a channel is built only when its
 variables (INTERFACES.md) are set. A new channel is one module under
-``channels/`` plus one line in ``_BUILT_IN`` — or, from outside (tests, a
+``channels/`` plus its name in ``BUILT_IN_MODULES`` — or, from outside (tests, a
 plugin), one call to :func:`register`.
 """
 
@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from bot.values import Capabilities
-from channels import console, telegram, twilio_sms, webchat, whatsapp
+from channels import console, webchat  # the pull channels the web page and the terminal use
 from channels.base import BuildContext, Channel, ChannelSpec, WebhookHandler
 
 if TYPE_CHECKING:  # pragma: no cover
     from bot.config import Settings
 
-_BUILT_IN = (telegram.SPEC, twilio_sms.SPEC, whatsapp.SPEC, webchat.SPEC, console.SPEC)
+# the built-in channels: a module under channels/ each, exporting SPEC (the one line a new channel adds)
+BUILT_IN_MODULES = ("telegram", "twilio_sms", "whatsapp", "webchat", "console")
+_BUILT_IN: tuple[ChannelSpec, ...] = tuple(import_module(f"channels.{name}").SPEC for name in BUILT_IN_MODULES)
 _CATALOGUE: dict[str, ChannelSpec] = {spec.name: spec for spec in _BUILT_IN}
 
 
