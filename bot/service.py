@@ -3,15 +3,16 @@ and storage together — it orchestrates, the repositories in
 :mod:`bot.storage` hold the SQL.
 
 ``receive`` stores an inbound message durably (once per provider id);
-``process`` runs one engine step for it: read (no write lock) → step (pure)
-→ write in a single short transaction — re-check the inbox row, save the
-session (optimistic concurrency: a concurrent update makes the whole step run
-again on fresh state), apply the effects, put the rendered replies into the
-outbox and mark the inbox row done.
+``process_batch`` runs the engine steps for several stored messages: one read
+(no write lock) → the pure steps → one short write transaction — re-check the
+inbox rows, save the sessions (optimistic concurrency: a concurrent update
+makes the steps run again on fresh state), apply the effects, put the
+rendered replies into the outbox and mark the inbox rows done.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable
@@ -20,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.conversation.engine import Engine
 from bot.conversation.render import Renderer
@@ -34,7 +35,7 @@ from bot.storage.media import DEFAULT_MAX_BYTES, MediaStore
 from bot.storage.outbox import Delivered, OutboxRepository
 from bot.storage.residents import ResidentRepository, new_pseudonym
 from bot.storage.sessions import Conflict, SessionRepository, StoredSession
-from bot.values import Capabilities, Inbound, Media, ReachabilityChange
+from bot.values import Inbound, Media, Outgoing, ReachabilityChange
 from channels.registry import Channels, capabilities
 
 __all__ = ["Conflict", "ConversationService", "Delivered", "new_pseudonym", "new_reference", "utcnow"]
@@ -81,8 +82,14 @@ class _Plan:
     resident: Any
     session: StoredSession | None
     outcome: Any
-    caps: Capabilities
+    outs: list[Outgoing]
     now: datetime
+
+
+def _needs_media(row: Any) -> bool:
+    """The message has a file that is still on the provider's side."""
+    media = (row.payload or {}).get("media") or {}
+    return bool(media.get("source")) and not media.get("ref")
 
 
 class ConversationService:
@@ -133,39 +140,68 @@ class ConversationService:
         return inbox_id
 
     async def process(self, inbox_id: int) -> bool:
-        """Run the engine for one stored message. True if it was processed now.
+        """Run the engine for one stored message. True if it was processed now."""
+        return (await self.process_batch([inbox_id])).get(inbox_id, False)
 
-        Read (no write lock) → step (pure, CPU) → write (a short transaction
-        that re-checks the inbox row and the session version; a concurrent
-        change makes the whole thing run again on fresh state)."""
-        await self._fetch_media(inbox_id)
-        for attempt in range(MAX_ATTEMPTS):
+    async def process_batch(self, inbox_ids: list[int]) -> dict[int, bool]:
+        """Run the engine for several stored messages — at most one per sender —
+        sharing one read and one write transaction. inbox id -> True if it was
+        processed now (False: already done, or gone).
+
+        Read (no write lock) → steps (pure, CPU, in a thread so webhooks keep
+        being acknowledged) → write (one short transaction that re-checks the
+        inbox rows and the session versions). A concurrent change anywhere
+        makes the batch fall back to one message at a time, each run again on
+        fresh state."""
+        rows = await self.db.run(lambda conn: self.inbox.pending_rows(conn, inbox_ids), write=False)
+        if any(_needs_media(r) for r in rows):
+            for row in rows:
+                if _needs_media(row):
+                    await self._fetch_media(row)
+        results = {i: False for i in inbox_ids}
+        if not rows:
+            return results
+        try:
+            results.update(await self._attempt([r.id for r in rows]))
+        except (Conflict, IntegrityError) as exc:
+            if len(rows) == 1:
+                return results | await self._retry(rows[0].id, exc)
+            log.info("a batch of %d steps met a concurrent change (%s); one at a time", len(rows), type(exc).__name__)
+            for row in rows:
+                results.update(await self._single(row.id))
+        return results
+
+    async def _single(self, inbox_id: int) -> dict[int, bool]:
+        try:
+            return await self._attempt([inbox_id])
+        except (Conflict, IntegrityError) as exc:
+            return await self._retry(inbox_id, exc)
+
+    async def _retry(self, inbox_id: int, exc: Exception) -> dict[int, bool]:
+        for attempt in range(1, MAX_ATTEMPTS):
+            log.info("inbox %s: retrying after %s (attempt %d)", inbox_id, type(exc).__name__, attempt + 1)
             try:
-                erased_media: list[str] = []
-                plan = await self._plan(inbox_id)
-                if plan is None:
-                    return False
-                async with self.db.transaction() as conn:
-                    done = await self._write(conn, plan, erased_media)
-                self._unlink(erased_media)
-                if done:
-                    self.on_outbox()
-                    if self.metrics is not None:
-                        self.metrics.processed.labels("done").inc()
-                return done
-            except (Conflict, IntegrityError) as exc:
-                log.info("inbox %s: retrying after %s (attempt %d)", inbox_id, type(exc).__name__, attempt + 1)
+                return await self._attempt([inbox_id])
+            except (Conflict, IntegrityError) as again:
+                exc = again
         raise RuntimeError(f"inbox message {inbox_id} could not be processed")
 
-    async def _fetch_media(self, inbox_id: int) -> None:
+    async def _attempt(self, inbox_ids: list[int]) -> dict[int, bool]:
+        read = await self.db.run(lambda conn: self._read(conn, inbox_ids), write=False)
+        plans = await asyncio.to_thread(self._step_all, *read)
+        erased_media: list[str] = []
+        done = await self.db.run(lambda conn: self._write(conn, plans, erased_media))
+        self._unlink(erased_media)
+        if any(done.values()):
+            self.on_outbox()
+            if self.metrics is not None:
+                self.metrics.processed.labels("done").inc(sum(done.values()))
+        return done
+
+    async def _fetch_media(self, row: Any) -> None:
         """Download a resident's voice note or photo before the step (outside any transaction)."""
-        row = await self.inbox.pending_payload(inbox_id)
-        if row is None:
-            return
-        media = (row.payload or {}).get("media") or {}
-        source = media.get("source")
-        if not source or media.get("ref"):
-            return
+        media = row.payload["media"]
+        source = media["source"]
         channel = self.channels.push.get(row.channel)
         refused = self.media.refuse(
             media["kind"], media.get("mime") or source.get("mime", ""), media.get("size") or None
@@ -189,57 +225,86 @@ class ConversationService:
             "size": fetched.size,
             "source": None,
         }
-        await self.inbox.set_payload(inbox_id, payload)
+        await self.inbox.set_payload(row.id, payload)
 
-    async def _plan(self, inbox_id: int) -> _Plan | None:
-        """Read what the step needs and run it; nothing is written yet."""
-        async with self.db.read() as conn:
-            row = await self.inbox.pending(conn, inbox_id)
-            if row is None:
-                return None
-            resident = await self.residents.find(conn, row.channel, row.address)
-            session = await self.sessions.load(conn, resident.id) if resident is not None else None
+    def _read(
+        self, conn: Connection, inbox_ids: list[int]
+    ) -> tuple[list[Any], dict[Any, Any], dict[int, StoredSession]]:
+        """What the steps need: the inbox rows, their residents and sessions (three queries for the batch)."""
+        rows = self.inbox.pending_rows(conn, inbox_ids)
+        residents: dict[Any, Any] = {}
+        for channel in {r.channel for r in rows}:
+            found = self.residents.find_many(conn, channel, [r.address for r in rows if r.channel == channel])
+            residents.update({(channel, address): resident for address, resident in found.items()})
+        sessions = self.sessions.load_many(conn, [r.id for r in residents.values()])
+        return rows, residents, sessions
+
+    def _step_all(self, rows: list[Any], residents: dict[Any, Any], sessions: dict[int, StoredSession]) -> list[_Plan]:
+        """The pure steps, one per message (no database here)."""
         now = self.clock()
-        conv = Conversation(profile=_profile(resident), dialogue=session.dialogue if session else Dialogue())
-        caps = capabilities(row.channel)
-        ctx = Context(
-            now=now,
-            new_reference=new_reference(),
-            session_timeout=self.session_timeout,
-            accepts_media=bool(caps.media),
-            zone=self.zone,
-        )
-        outcome = self.engine.step(conv, _message(row.payload or {}), ctx)
-        return _Plan(row=row, resident=resident, session=session, outcome=outcome, caps=caps, now=now)
+        plans = []
+        for row in rows:
+            resident = residents.get((row.channel, row.address))
+            session = sessions.get(resident.id) if resident is not None else None
+            conv = Conversation(profile=_profile(resident), dialogue=session.dialogue if session else Dialogue())
+            caps = capabilities(row.channel)
+            ctx = Context(
+                now=now,
+                new_reference=new_reference(),
+                session_timeout=self.session_timeout,
+                accepts_media=bool(caps.media),
+                zone=self.zone,
+            )
+            outcome = self.engine.step(conv, _message(row.payload or {}), ctx)
+            outs = [out for reply in outcome.replies for out in self.renderer.render_parts(reply, caps)]
+            plans.append(_Plan(row=row, resident=resident, session=session, outcome=outcome, outs=outs, now=now))
+        return plans
 
-    async def _write(self, conn: AsyncConnection, plan: _Plan, erased_media: list[str]) -> bool:
+    def _write(self, conn: Connection, plans: list[_Plan], erased_media: list[str]) -> dict[int, bool]:
+        """All steps of the batch in one transaction; residents locked in one order (no deadlock)."""
+        still = self.inbox.lock_pending(conn, [p.row.id for p in plans])
+        results: dict[int, bool] = {}
+        replies: list[dict[str, Any]] = []
+        done: list[tuple[int, int | None]] = []
+        for plan in sorted(plans, key=lambda p: (p.row.channel, p.row.address)):
+            row = plan.row
+            results[row.id] = row.id in still
+            if row.id not in still:
+                continue
+            resident_id = self._write_one(conn, plan, erased_media)
+            replies += self.outbox.reply_rows(
+                plan.outs,
+                channel=row.channel,
+                address=row.address,
+                resident_id=resident_id,
+                inbound_id=row.id,
+                now=plan.now,
+            )
+            done.append((row.id, resident_id))
+        self.outbox.add_replies(conn, replies)
+        self.inbox.mark_done(conn, done, plans[0].now if plans else self.clock())
+        return results
+
+    def _write_one(self, conn: Connection, plan: _Plan, erased_media: list[str]) -> int | None:
+        """One step's writes; the resident's id, or None once erased."""
         row, outcome, now = plan.row, plan.outcome, plan.now
-        if not await self.inbox.lock_pending(conn, row.id):
-            return False
-        await self.residents.lock(conn, row.channel, row.address)
+        self.residents.lock(conn, row.channel, row.address)
         resident = plan.resident
         if resident is None:
-            resident = await self.residents.create(conn, row.channel, row.address, now)
-        erased = any(isinstance(e, EraseResident) for e in outcome.effects)
-        if erased:
-            erased_media.extend(await self.residents.erase(conn, resident.id))
-        else:
-            source = ((row.payload or {}).get("extra") or {}).get("source")
-            # the session first: a concurrent step makes this fail before anything else is written
-            await self.sessions.save(conn, resident.id, plan.session, outcome.conversation.dialogue, now)
-            await self._apply(conn, resident, row.channel, outcome.conversation.profile, outcome.effects, now, source)
-            await self.residents.touch_identity(conn, resident.identity_id, now)
-        resident_id = None if erased else resident.id
-        outs = [out for reply in outcome.replies for out in self.renderer.render_parts(reply, plan.caps)]
-        await self.outbox.add_replies(
-            conn, outs, channel=row.channel, address=row.address, resident_id=resident_id, inbound_id=row.id, now=now
-        )
-        await self.inbox.mark_done(conn, row.id, now, resident_id)
-        return True
+            resident = self.residents.create(conn, row.channel, row.address, now)
+        if any(isinstance(e, EraseResident) for e in outcome.effects):
+            erased_media.extend(self.residents.erase(conn, resident.id))
+            return None
+        source = ((row.payload or {}).get("extra") or {}).get("source")
+        # the session first: a concurrent step makes this fail before anything else is written
+        self.sessions.save(conn, resident.id, plan.session, outcome.conversation.dialogue, now)
+        self._apply(conn, resident, row.channel, outcome.conversation.profile, outcome.effects, now, source)
+        self.residents.touch_identity(conn, resident.identity_id, now)
+        return int(resident.id)
 
-    async def _apply(
+    def _apply(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         resident: Any,
         channel: str,
         profile: Profile,
@@ -252,9 +317,9 @@ class ConversationService:
         for effect in effects:
             if isinstance(effect, RecordConsent):
                 consent_version = effect.version
-                await self.residents.add_consent(conn, resident.id, effect.version, now)
+                self.residents.add_consent(conn, resident.id, effect.version, now)
             elif isinstance(effect, StoreIdea):
-                await self.contributions.store_idea(
+                self.contributions.store_idea(
                     conn,
                     resident_id=resident.id,
                     reference=effect.reference,
@@ -268,7 +333,7 @@ class ConversationService:
                 )
                 log.info("idea %s stored (resident %s)", effect.reference, resident.pseudonym)
             elif isinstance(effect, StoreFeedback):
-                await self.contributions.store_feedback(
+                self.contributions.store_feedback(
                     conn,
                     resident_id=resident.id,
                     statement=effect.statement,
@@ -279,7 +344,7 @@ class ConversationService:
                     media=effect.media,
                     now=now,
                 )
-        await self.residents.save_profile(conn, resident, profile, now, consent_version=consent_version, source=source)
+        self.residents.save_profile(conn, resident, profile, now, consent_version=consent_version, source=source)
 
     def _unlink(self, refs: list[str]) -> None:
         root = self.media_dir.resolve()

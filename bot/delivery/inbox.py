@@ -23,14 +23,73 @@ from bot.values import Inbound
 log = logging.getLogger(__name__)
 
 
+class StepBatches:
+    """Steps of different senders share one read and one write transaction:
+    each drain hands in the message it is at and waits for its result; what
+    arrives while a batch runs forms the next one (at most ``max_batch``, so a
+    write transaction stays short and a webhook never waits long for the writer)."""
+
+    def __init__(self, service: ConversationService, max_batch: int = 64, parallel: int = 2) -> None:
+        self.service = service
+        self.max_batch = max_batch
+        self._waiting: list[tuple[int, asyncio.Future[bool]]] = []
+        self._running = 0
+        self._parallel = parallel
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def process(self, inbox_id: int) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((inbox_id, future))
+        if self._running < self._parallel:
+            self._running += 1
+            task = asyncio.create_task(self._run())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _run(self) -> None:
+        try:
+            while self._waiting:
+                await asyncio.sleep(0)  # let the drains that are ready hand in theirs
+                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+                await self._one(batch)
+        finally:
+            self._running -= 1
+
+    async def _one(self, batch: list[tuple[int, asyncio.Future[bool]]]) -> None:
+        try:
+            results = await self.service.process_batch([i for i, _ in batch])
+        except (TimeoutError, DBAPIError, OSError, ConnectionError) as exc:
+            for _, future in batch:  # the database is away: every drain hears of it and waits
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except Exception:  # noqa: BLE001 - find the poison message: one at a time
+            if len(batch) == 1:
+                inbox_id, future = batch[0]
+                log.exception("inbox message %s: processing failed", inbox_id)
+                if not future.done():
+                    future.set_exception(PoisonMessage())
+                return
+            for item in batch:
+                await self._one([item])
+            return
+        for inbox_id, future in batch:
+            if not future.done():
+                future.set_result(results.get(inbox_id, False))
+
+
+class PoisonMessage(Exception):
+    """Processing this one message fails by itself."""
+
+
 class InboxProcessor:
     def __init__(self, service: ConversationService) -> None:
         self.service = service
         self.inbox = service.inbox  # the service's repository: one group commit
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        # a few steps at a time: acknowledging webhooks must not starve behind a backlog
-        self._working = asyncio.Semaphore(8)
+        self._batches = StepBatches(service)
 
     async def receive(self, inbound: Inbound, *, wait: bool = False) -> bool:
         """Store a message durably; False if it was seen before. A new one is
@@ -70,8 +129,7 @@ class InboxProcessor:
     async def _process(self, inbox_id: int) -> bool:
         """Process one message; False when the database is away (try again later)."""
         try:
-            async with self._working:
-                await self.service.process(inbox_id)
+            await self._batches.process(inbox_id)
         except (TimeoutError, DBAPIError, OSError, ConnectionError) as exc:
             log.warning("inbox message %s waits: database unavailable (%s)", inbox_id, type(exc).__name__)
             return False

@@ -292,12 +292,15 @@ class ChannelSender:
                 if values["status"] == "failed" and (r.error.unreachable or r.error.opted_out):  # type: ignore[union-attr]
                     marks.append((r.row, r.error))  # type: ignore[arg-type]
             outcomes.append((r, values))
-        async with self.db.transaction() as conn:  # the whole batch in one transaction
-            await self.outbox.record_sent(conn, sent, now)  # one executemany, not a round trip per message
+
+        def work(conn: Any) -> None:  # the whole batch in one transaction
+            self.outbox.record_sent(conn, sent, now)  # one executemany, not a round trip per message
             for r, values in outcomes:
-                await self.outbox.record_outcome(conn, r.row.id, values)
+                self.outbox.record_outcome(conn, r.row.id, values)
             for row, error in marks:
-                await self._mark_resident(conn, row, error, now)
+                self._mark_resident(conn, row, error, now)
+
+        await self.db.run(work)
         self._count(len(sent), outcomes)
 
     def _count(self, sent: int, outcomes: list[tuple[Result, dict[str, Any]]]) -> None:
@@ -325,13 +328,13 @@ class ChannelSender:
             "next_attempt_at": now + timedelta(seconds=delay),
         }
 
-    async def _mark_resident(self, conn: Any, row: Any, exc: SendError, now: datetime) -> None:
+    def _mark_resident(self, conn: Any, row: Any, exc: SendError, now: datetime) -> None:
         if row.resident_id is not None:
-            await self.residents.mark_undeliverable(
+            self.residents.mark_undeliverable(
                 conn, row.resident_id, now, unreachable=exc.unreachable, opted_out=exc.opted_out
             )
         # nothing more goes to someone who cannot or will not receive it
-        await self.outbox.fail_remaining(conn, self.name, row.address, exc.reason, now)
+        self.outbox.fail_remaining(conn, self.name, row.address, exc.reason, now)
 
 
 class Sender:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from bot.storage.db import Database
 from bot.storage.models import Feedback, Idea, Resident
@@ -18,13 +18,17 @@ def _media_json(media: Sequence[Media]) -> list[dict[str, Any]]:
     return [{"kind": m.kind, "ref": m.ref, "mime": m.mime, "size": m.size} for m in media]
 
 
+_INSERT_IDEA = insert(Idea)
+_INSERT_FEEDBACK = insert(Feedback)
+
+
 class ContributionRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def store_idea(
+    def store_idea(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         *,
         resident_id: int,
         reference: str,
@@ -36,24 +40,25 @@ class ContributionRepository:
         media: Sequence[Media],
         now: datetime,
     ) -> None:
-        await conn.execute(
-            insert(Idea).values(
-                reference=reference,
-                resident_id=resident_id,
-                text=text,
-                topic=topic,
-                district=district,
-                language=language,
-                channel=channel,
-                media=_media_json(media),
-                status="new",
-                created_at=now,
-            )
+        conn.execute(
+            _INSERT_IDEA,
+            {
+                "reference": reference,
+                "resident_id": resident_id,
+                "text": text,
+                "topic": topic,
+                "district": district,
+                "language": language,
+                "channel": channel,
+                "media": _media_json(media),
+                "status": "new",
+                "created_at": now,
+            },
         )
 
-    async def store_feedback(
+    def store_feedback(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         *,
         resident_id: int,
         statement: str,
@@ -64,23 +69,24 @@ class ContributionRepository:
         media: Sequence[Media],
         now: datetime,
     ) -> None:
-        await conn.execute(
-            insert(Feedback).values(
-                resident_id=resident_id,
-                statement=statement,
-                rating=rating,
-                comment=comment,
-                media=_media_json(media),
-                language=language,
-                channel=channel,
-                created_at=now,
-            )
+        conn.execute(
+            _INSERT_FEEDBACK,
+            {
+                "resident_id": resident_id,
+                "statement": statement,
+                "rating": rating,
+                "comment": comment,
+                "media": _media_json(media),
+                "language": language,
+                "channel": channel,
+                "created_at": now,
+            },
         )
 
-    async def media_refs(self, conn: AsyncConnection, resident_id: int) -> list[str]:
+    def media_refs(self, conn: Connection, resident_id: int) -> list[str]:
         """The stored files of one resident's ideas and feedback."""
-        media = list((await conn.execute(select(Idea.media).where(Idea.resident_id == resident_id))).scalars())
-        media += (await conn.execute(select(Feedback.media).where(Feedback.resident_id == resident_id))).scalars()
+        media = list(conn.execute(select(Idea.media).where(Idea.resident_id == resident_id)).scalars())
+        media += conn.execute(select(Feedback.media).where(Feedback.resident_id == resident_id)).scalars()
         return [m["ref"] for items in media for m in (items or [])]
 
     async def set_idea_status(self, reference: str, status: str) -> int | None:

@@ -1,17 +1,31 @@
-"""The database handle: one async engine per process, migrations, health."""
+"""The database handle: engines, units of work, migrations, health.
+
+A *unit of work* is a plain function of a synchronous SQLAlchemy
+``Connection`` that runs as one transaction: :meth:`Database.run`. On SQLite
+it runs in a database thread with the synchronous driver — one hop per
+transaction instead of one per cursor call — with writes in a single writer
+thread whose queue lets urgent work (storing a webhook's message) go first.
+On PostgreSQL it runs over asyncpg through ``run_sync``, without threads.
+The async ``transaction()`` and ``read()`` remain for code that is not hot.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import AsyncIterator
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot.config import database_url_for_driver
@@ -19,6 +33,8 @@ from bot.config import database_url_for_driver
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 7_312_026  # pg_advisory_xact_lock key, so parallel `migrate`s queue up
+T = TypeVar("T")
+Work = Callable[[Connection], T]
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -30,9 +46,69 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+class _WriterThread:
+    """SQLite's one writer: units of work run here one after another, urgent
+    ones (acknowledging a webhook) before the rest."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._queue: queue.PriorityQueue[tuple[int, int, Any, Future[Any] | None]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._thread = threading.Thread(target=self._run, name="kiezstimme-db-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, work: Work[T], urgent: bool) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((0 if urgent else 1, next(self._order), work, future))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            _, _, work, future = self._queue.get()
+            if future is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                with self.engine.begin() as conn:
+                    result = work(conn)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def stop(self) -> None:
+        self._queue.put((2, next(self._order), None, None))
+        self._thread.join(timeout=10)
+
+
+def _sqlite_engine(url: str, begin: str, echo: bool) -> Engine:
+    """A synchronous pysqlite engine whose transactions start with ``begin``
+    (``BEGIN IMMEDIATE`` for the writer: it takes the write lock up front)."""
+    engine = create_engine(
+        url.replace("sqlite+aiosqlite", "sqlite+pysqlite", 1),
+        echo=echo,
+        connect_args={"check_same_thread": False},
+        pool_size=4,
+        max_overflow=4,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        _sqlite_pragmas(dbapi_connection, record)
+        dbapi_connection.isolation_level = None  # we say when a transaction begins
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
 class Database:
-    """Owns the engine. On SQLite, writers queue on an in-process lock
-    (SQLite has one writer at a time; waiting here beats SQLITE_BUSY)."""
+    """Owns the engines. On SQLite, async writers queue on an in-process lock
+    (SQLite has one writer at a time; waiting here beats SQLITE_BUSY) and units
+    of work run in database threads (see the module's docstring)."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = database_url_for_driver(url)
@@ -48,6 +124,34 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._echo = echo
+        self._writer: _WriterThread | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._read_engine: Engine | None = None
+
+    # -- units of work --------------------------------------------------------------
+
+    async def run(self, work: Work[T], *, write: bool = True, urgent: bool = False) -> T:
+        """Run ``work(conn)`` as one transaction (committed if it returns) and return its result."""
+        if not self.is_sqlite:
+            if write:
+                async with self.engine.begin() as conn:
+                    return await conn.run_sync(work)
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(work)
+        if write:
+            if self._writer is None:
+                self._writer = _WriterThread(_sqlite_engine(self.url, "BEGIN IMMEDIATE", self._echo))
+            return await asyncio.wrap_future(self._writer.submit(work, urgent))
+        if self._readers is None:
+            self._read_engine = _sqlite_engine(self.url, "BEGIN", self._echo)
+            self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kiezstimme-db-reader")
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, work)
+
+    def _read(self, work: Work[T]) -> T:
+        assert self._read_engine is not None
+        with self._read_engine.begin() as conn:
+            return work(conn)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -101,6 +205,16 @@ class Database:
             await conn.run_sync(_upgrade)
 
     async def dispose(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await asyncio.to_thread(writer.stop)
+            writer.engine.dispose()
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+            self._readers = None
+        if self._read_engine is not None:
+            self._read_engine.dispose()
+            self._read_engine = None
         await self.engine.dispose()
 
 

@@ -1,25 +1,36 @@
 """The inbox table: every message a channel delivered, unique per provider id.
 
 Storing uses group commit: concurrent requests are committed together in one
-multi-row INSERT … ON CONFLICT DO NOTHING, so a burst costs a few commits, not
-one per message. Once processed, a row keeps neither its text nor its address.
+multi-row INSERT … ON CONFLICT DO NOTHING, run as an *urgent* unit of work
+(on SQLite it goes before any dialogue step waiting for the writer), so a
+burst costs a few commits, not one per message, and acknowledgements never
+queue behind processing. Once processed, a row keeps neither its text nor
+its address.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from bot.storage.db import Database
 from bot.storage.models import InboundMessage
 from bot.values import Inbound
 
 _PENDING = InboundMessage.status == "pending"
+_PENDING_ROWS = select(InboundMessage).where(InboundMessage.id.in_(bindparam("ids", expanding=True)), _PENDING)
+_MARK_DONE = (
+    update(InboundMessage)
+    .where(InboundMessage.id == bindparam("b_id"))
+    .values(status="done", processed_at=bindparam("b_now"), payload=None, address=None, resident_id=bindparam("b_rid"))
+)
 
 
 class InboxRepository:
@@ -28,6 +39,8 @@ class InboxRepository:
         self.max_batch = max_batch
         self._queue: list[tuple[dict[str, Any], asyncio.Future[int | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        insert = sqlite.insert if db.is_sqlite else postgresql.insert
+        self._insert_base = insert(InboundMessage)
 
     # -- storing (group commit) ---------------------------------------------------------
 
@@ -51,8 +64,9 @@ class InboxRepository:
         while self._queue:
             await asyncio.sleep(0)  # let requests that arrive meanwhile join this commit
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            rows = [row for row, _ in batch]
             try:
-                ids = await self._insert([row for row, _ in batch])
+                ids = await self.db.run(functools.partial(self._insert, rows=rows), urgent=True)
             except Exception as exc:  # noqa: BLE001 - every waiting request hears of it
                 for _, future in batch:
                     if not future.done():
@@ -66,94 +80,67 @@ class InboxRepository:
                 if not future.done():
                     future.set_result(inbox_id)
 
-    async def _insert(self, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
-        insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
+    def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
         stmt = (
-            insert(InboundMessage)
-            .values(rows)
+            self._insert_base.values(rows)
             .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
             .returning(InboundMessage.id, InboundMessage.channel, InboundMessage.provider_id)
         )
-        async with self.db.transaction() as conn:
-            result = (await conn.execute(stmt)).all()
-        return {(r.channel, r.provider_id): r.id for r in result}
+        return {(r.channel, r.provider_id): r.id for r in conn.execute(stmt).all()}
 
     # -- reading --------------------------------------------------------------------------
 
     async def pending_ids(self, channel: str, address: str, limit: int = 20) -> list[int]:
         """The oldest pending messages of one sender, in arrival order."""
-        async with self.db.read() as conn:
-            ids = (
-                (
-                    await conn.execute(
-                        select(InboundMessage.id)
-                        .where(_PENDING, InboundMessage.channel == channel, InboundMessage.address == address)
-                        .order_by(InboundMessage.id)
-                        .limit(limit)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        return list(ids)
+        query = (
+            select(InboundMessage.id)
+            .where(_PENDING, InboundMessage.channel == channel, InboundMessage.address == address)
+            .order_by(InboundMessage.id)
+            .limit(limit)
+        )
+        return await self.db.run(lambda conn: list(conn.execute(query).scalars()), write=False)
 
-    async def pending(self, conn: AsyncConnection, inbox_id: int) -> Any | None:
-        """The whole row, if it still waits to be processed."""
-        return (await conn.execute(select(InboundMessage).where(InboundMessage.id == inbox_id, _PENDING))).first()
-
-    async def pending_payload(self, inbox_id: int) -> Any | None:
-        """(channel, payload) of a message still waiting, for fetching its media first."""
-        async with self.db.read() as conn:
-            return (
-                await conn.execute(
-                    select(InboundMessage.channel, InboundMessage.payload).where(
-                        InboundMessage.id == inbox_id, _PENDING
-                    )
-                )
-            ).first()
+    def pending_rows(self, conn: Connection, inbox_ids: Iterable[int]) -> list[Any]:
+        """The whole rows of those messages that still wait to be processed."""
+        ids = list(inbox_ids)
+        return list(conn.execute(_PENDING_ROWS, {"ids": ids}).all()) if ids else []
 
     async def pending_senders(self, received_before: datetime | None = None) -> list[tuple[str, str]]:
         """Every (channel, address) with messages waiting (received before the given time)."""
         query = select(InboundMessage.channel, InboundMessage.address).where(_PENDING)
         if received_before is not None:
             query = query.where(InboundMessage.received_at < received_before)
-        async with self.db.read() as conn:
-            return [(k.channel, k.address) for k in (await conn.execute(query.distinct())).all()]
+        rows = await self.db.run(lambda conn: conn.execute(query.distinct()).all(), write=False)
+        return [(k.channel, k.address) for k in rows]
 
     async def pending_count(self) -> int:
-        async with self.db.read() as conn:
-            return (await conn.execute(select(func.count()).select_from(InboundMessage).where(_PENDING))).scalar_one()
+        query = select(func.count()).select_from(InboundMessage).where(_PENDING)
+        return await self.db.run(lambda conn: conn.execute(query).scalar_one(), write=False)
 
     # -- writing --------------------------------------------------------------------------
 
     async def set_payload(self, inbox_id: int, payload: dict[str, Any]) -> None:
         """Replace a waiting message's payload (its media was fetched)."""
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                update(InboundMessage).where(InboundMessage.id == inbox_id, _PENDING).values(payload=payload)
-            )
+        stmt = update(InboundMessage).where(InboundMessage.id == inbox_id, _PENDING).values(payload=payload)
+        await self.db.run(lambda conn: conn.execute(stmt))
 
-    async def lock_pending(self, conn: AsyncConnection, inbox_id: int) -> bool:
-        """True if the message still waits; on PostgreSQL a second processor waits here, then sees "done"."""
-        still = (
-            await conn.execute(
-                select(InboundMessage.id).where(InboundMessage.id == inbox_id, _PENDING).with_for_update()
-            )
-        ).first()
-        return still is not None
+    def lock_pending(self, conn: Connection, inbox_ids: list[int]) -> set[int]:
+        """Those of the messages that still wait; on PostgreSQL a second processor
+        waits here for the rows, then sees them "done"."""
+        query = select(InboundMessage.id).where(InboundMessage.id.in_(inbox_ids), _PENDING).order_by(InboundMessage.id)
+        if not self.db.is_sqlite:
+            query = query.with_for_update()
+        return set(conn.execute(query).scalars())
 
-    async def mark_done(self, conn: AsyncConnection, inbox_id: int, now: datetime, resident_id: int | None) -> None:
-        """Processed: the text and the address are not kept."""
-        await conn.execute(
-            update(InboundMessage)
-            .where(InboundMessage.id == inbox_id)
-            .values(status="done", processed_at=now, payload=None, address=None, resident_id=resident_id)
-        )
+    def mark_done(self, conn: Connection, done: list[tuple[int, int | None]], now: datetime) -> None:
+        """Processed (inbox id, resident id): the text and the address are not kept."""
+        if done:
+            conn.execute(_MARK_DONE, [{"b_id": i, "b_rid": rid, "b_now": now} for i, rid in done])
 
     async def mark_failed(self, inbox_id: int, reason: str, now: datetime) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                update(InboundMessage)
-                .where(InboundMessage.id == inbox_id, _PENDING)
-                .values(status="failed", error=reason[:200], processed_at=now, payload=None, address=None)
-            )
+        stmt = (
+            update(InboundMessage)
+            .where(InboundMessage.id == inbox_id, _PENDING)
+            .values(status="failed", error=reason[:200], processed_at=now, payload=None, address=None)
+        )
+        await self.db.run(lambda conn: conn.execute(stmt))

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import String, and_, bindparam, cast, exists, func, insert, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
@@ -162,6 +163,19 @@ def _bulk_source(
     ).where(and_(base.c.language == lang, base.c.channel == channel))
 
 
+_INSERT_REPLY = insert(OutboundMessage)
+_TAKE_PENDING = (
+    update(OutboundMessage)
+    .where(
+        OutboundMessage.channel == bindparam("b_channel"),
+        OutboundMessage.address == bindparam("b_address"),
+        OutboundMessage.status == "pending",
+    )
+    .values(status="delivered", sent_at=bindparam("b_now"), updated_at=bindparam("b_now"), attempts=1)
+    .returning(OutboundMessage.id, OutboundMessage.text, OutboundMessage.language, OutboundMessage.payload)
+)
+
+
 class OutboxRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -169,21 +183,12 @@ class OutboxRepository:
 
     # -- replies and pull channels ------------------------------------------------------
 
-    async def add_replies(
-        self,
-        conn: AsyncConnection,
-        outs: list[Outgoing],
-        *,
-        channel: str,
-        address: str,
-        resident_id: int | None,
-        inbound_id: int,
-        now: datetime,
-    ) -> None:
-        """The rendered replies to one inbound message, in one multi-row INSERT."""
-        if not outs:
-            return
-        rows = [
+    @staticmethod
+    def reply_rows(
+        outs: list[Outgoing], *, channel: str, address: str, resident_id: int | None, inbound_id: int, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The rendered replies to one inbound message as outbox rows (for :meth:`add_replies`)."""
+        return [
             {
                 "resident_id": resident_id,
                 "channel": channel,
@@ -203,25 +208,16 @@ class OutboxRepository:
             }
             for out in outs
         ]
-        await conn.execute(insert(OutboundMessage), rows)
+
+    def add_replies(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Replies (see :meth:`reply_rows`) in one executemany."""
+        if rows:
+            conn.execute(_INSERT_REPLY, rows)
 
     async def take_pending(self, channel: str, address: str, now: datetime) -> list[Delivered]:
         """Hand over (and mark delivered) the messages for one recipient of a pull channel."""
-        async with self.db.transaction() as conn:
-            rows = (
-                await conn.execute(
-                    update(OutboundMessage)
-                    .where(
-                        OutboundMessage.channel == channel,
-                        OutboundMessage.address == address,
-                        OutboundMessage.status == "pending",
-                    )
-                    .values(status="delivered", sent_at=now, updated_at=now, attempts=1)
-                    .returning(
-                        OutboundMessage.id, OutboundMessage.text, OutboundMessage.language, OutboundMessage.payload
-                    )
-                )
-            ).all()
+        values = {"b_channel": channel, "b_address": address, "b_now": now}
+        rows = await self.db.run(lambda conn: conn.execute(_TAKE_PENDING, values).all())
         return [
             Delivered(
                 id=r.id,
@@ -237,37 +233,42 @@ class OutboxRepository:
 
     async def claim(self, channel: str, now: datetime, limit: int) -> list[Any]:
         """Up to ``limit`` due messages (``pending`` → ``sending``), in priority and id order."""
-        async with self.db.transaction() as conn:
-            rows = (await conn.execute(_claim_statement(channel, now, limit))).all()
+        stmt = _claim_statement(channel, now, limit)
+        rows = await self.db.run(lambda conn: conn.execute(stmt).all())
         return sorted(rows, key=lambda r: (r.priority, r.id))
 
     async def sweep(self, channel: str, now: datetime, lease: timedelta) -> None:
         """Expired messages are dropped, claims older than the lease go back to the queue."""
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                update(OutboundMessage)
-                .where(
-                    OutboundMessage.channel == channel,
-                    OutboundMessage.status == "pending",
-                    OutboundMessage.expires_at <= now,
-                )
-                .values(status="expired", error="expired before it could be sent", updated_at=now)
+        expire = (
+            update(OutboundMessage)
+            .where(
+                OutboundMessage.channel == channel,
+                OutboundMessage.status == "pending",
+                OutboundMessage.expires_at <= now,
             )
-            await conn.execute(
-                update(OutboundMessage)
-                .where(
-                    OutboundMessage.channel == channel,
-                    OutboundMessage.status == "sending",
-                    OutboundMessage.updated_at < now - lease,
-                )
-                .values(status="pending", updated_at=now)
+            .values(status="expired", error="expired before it could be sent", updated_at=now)
+        )
+        release = (
+            update(OutboundMessage)
+            .where(
+                OutboundMessage.channel == channel,
+                OutboundMessage.status == "sending",
+                OutboundMessage.updated_at < now - lease,
             )
+            .values(status="pending", updated_at=now)
+        )
 
-    async def record_sent(self, conn: AsyncConnection, sent: list[SentRecord], now: datetime) -> None:
+        def work(conn: Connection) -> None:
+            conn.execute(expire)
+            conn.execute(release)
+
+        await self.db.run(work)
+
+    def record_sent(self, conn: Connection, sent: list[SentRecord], now: datetime) -> None:
         """Sent messages in one executemany, not one round trip per message."""
         if not sent:
             return
-        await conn.execute(
+        conn.execute(
             update(OutboundMessage)
             .where(OutboundMessage.id == bindparam("b_id"))
             .values(
@@ -293,15 +294,13 @@ class OutboxRepository:
             ],
         )
 
-    async def record_outcome(self, conn: AsyncConnection, message_id: int, values: dict[str, Any]) -> None:
+    def record_outcome(self, conn: Connection, message_id: int, values: dict[str, Any]) -> None:
         """A message that was not sent: released, skipped, retried later or failed (``values`` are its columns)."""
-        await conn.execute(update(OutboundMessage).where(OutboundMessage.id == message_id).values(**values))
+        conn.execute(update(OutboundMessage).where(OutboundMessage.id == message_id).values(**values))
 
-    async def fail_remaining(
-        self, conn: AsyncConnection, channel: str, address: str, reason: str, now: datetime
-    ) -> None:
+    def fail_remaining(self, conn: Connection, channel: str, address: str, reason: str, now: datetime) -> None:
         """Nothing more goes to someone who cannot or will not receive it."""
-        await conn.execute(
+        conn.execute(
             update(OutboundMessage)
             .where(
                 and_(
@@ -315,12 +314,11 @@ class OutboxRepository:
 
     async def record_status(self, report: StatusUpdate, now: datetime) -> bool:
         """Apply a provider's delivery report, never moving a message backwards; False if the message is unknown."""
-        async with self.db.transaction() as conn:
-            row = (
-                await conn.execute(
-                    select(OutboundMessage.id, OutboundMessage.status, OutboundMessage.resident_id).where(
-                        OutboundMessage.provider_id == report.provider_id
-                    )
+
+        def work(conn: Connection) -> bool:
+            row = conn.execute(
+                select(OutboundMessage.id, OutboundMessage.status, OutboundMessage.resident_id).where(
+                    OutboundMessage.provider_id == report.provider_id
                 )
             ).first()
             if row is None:
@@ -332,10 +330,12 @@ class OutboxRepository:
             values: dict[str, Any] = {"status": report.status, "updated_at": now}
             if report.error:
                 values["error"] = report.error[:200]
-            await conn.execute(update(OutboundMessage).where(OutboundMessage.id == row.id).values(**values))
+            conn.execute(update(OutboundMessage).where(OutboundMessage.id == row.id).values(**values))
             if report.opted_out and row.resident_id is not None:
-                await self.residents.mark_undeliverable(conn, row.resident_id, now, opted_out=True)
-        return True
+                self.residents.mark_undeliverable(conn, row.resident_id, now, opted_out=True)
+            return True
+
+        return await self.db.run(work)
 
     # -- bulk -----------------------------------------------------------------------------
 

@@ -4,14 +4,15 @@ and erasure (everything personal goes with the resident, by cascade)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy.engine import Connection
 
 from bot.conversation.session import Profile
 from bot.storage.contributions import ContributionRepository
@@ -26,13 +27,27 @@ def new_pseudonym() -> str:
     return "r-" + "".join(secrets.choice("abcdefghjkmnpqrstuvwxyz23456789") for _ in range(12))
 
 
-def _by_identity(channel: str, address: str) -> Any:
-    """The resident's columns and ``identity_id`` for one (channel, address)."""
-    return (
-        select(Resident.__table__, ChannelIdentity.id.label("identity_id"))
-        .join(ChannelIdentity, ChannelIdentity.resident_id == Resident.id)
-        .where(ChannelIdentity.channel == channel, ChannelIdentity.address == address)
+_BY_IDENTITY = (
+    select(Resident.__table__, ChannelIdentity.id.label("identity_id"), ChannelIdentity.address.label("address"))
+    .join(ChannelIdentity, ChannelIdentity.resident_id == Resident.id)
+    .where(
+        ChannelIdentity.channel == bindparam("channel"),
+        ChannelIdentity.address.in_(bindparam("addresses", expanding=True)),
     )
+)
+_INSERT_RESIDENT = insert(Resident).returning(Resident.id)
+_INSERT_IDENTITY = insert(ChannelIdentity)
+_INSERT_CONSENT = insert(Consent)
+_TOUCH_IDENTITY = (
+    update(ChannelIdentity).where(ChannelIdentity.id == bindparam("iid")).values(last_inbound_at=bindparam("now"))
+)
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
+@functools.cache
+def _update_resident(columns: tuple[str, ...]) -> Any:
+    """An UPDATE of these columns, built once per set of columns."""
+    return update(Resident).where(Resident.id == bindparam("rid")).values({c: bindparam(f"v_{c}") for c in columns})
 
 
 class ResidentRepository:
@@ -41,37 +56,40 @@ class ResidentRepository:
         self.sessions = SessionRepository(db)
         self.contributions = ContributionRepository(db)
 
-    async def find(self, conn: AsyncConnection, channel: str, address: str) -> Any | None:
+    def find_many(self, conn: Connection, channel: str, addresses: Iterable[str]) -> dict[str, Any]:
+        """address -> the resident (all columns and ``identity_id``) behind it, for the known ones."""
+        wanted = list(set(addresses))
+        if not wanted:
+            return {}
+        rows = conn.execute(_BY_IDENTITY, {"channel": channel, "addresses": wanted}).all()
+        return {r.address: r for r in rows}
+
+    def find(self, conn: Connection, channel: str, address: str) -> Any | None:
         """The resident (all columns and ``identity_id``) behind an address, or None."""
-        return (await conn.execute(_by_identity(channel, address))).first()
+        return self.find_many(conn, channel, [address]).get(address)
 
-    async def create(self, conn: AsyncConnection, channel: str, address: str, now: datetime) -> Any:
+    def create(self, conn: Connection, channel: str, address: str, now: datetime) -> Any:
         """First contact: a resident and their channel identity (a race ends in IntegrityError)."""
-        resident_id = (
-            await conn.execute(
-                insert(Resident)
-                .values(pseudonym=new_pseudonym(), created_at=now, last_inbound_at=now, updates_opt_in=False)
-                .returning(Resident.id)
-            )
+        resident_id = conn.execute(
+            _INSERT_RESIDENT,
+            {"pseudonym": new_pseudonym(), "created_at": now, "last_inbound_at": now, "updates_opt_in": False},
         ).scalar_one()
-        await conn.execute(
-            insert(ChannelIdentity).values(resident_id=resident_id, channel=channel, address=address, created_at=now)
+        conn.execute(
+            _INSERT_IDENTITY, {"resident_id": resident_id, "channel": channel, "address": address, "created_at": now}
         )
-        return await self.find(conn, channel, address)
+        return self.find(conn, channel, address)
 
-    async def lock(self, conn: AsyncConnection, channel: str, address: str) -> None:
+    def lock(self, conn: Connection, channel: str, address: str) -> None:
         """One step at a time per resident, across processes (PostgreSQL; SQLite has one writer anyway)."""
         if not self.db.is_sqlite:
-            await conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"{channel}:{address}"}
-            )
+            conn.execute(_ADVISORY_LOCK, {"key": f"{channel}:{address}"})
 
-    async def add_consent(self, conn: AsyncConnection, resident_id: int, version: str, now: datetime) -> None:
-        await conn.execute(insert(Consent).values(resident_id=resident_id, version=version, given_at=now))
+    def add_consent(self, conn: Connection, resident_id: int, version: str, now: datetime) -> None:
+        conn.execute(_INSERT_CONSENT, {"resident_id": resident_id, "version": version, "given_at": now})
 
-    async def save_profile(
+    def save_profile(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         resident: Any,
         profile: Profile,
         now: datetime,
@@ -94,40 +112,38 @@ class ResidentRepository:
         if consent_version is not None:
             values["consented_at"] = now
             values["consent_version"] = consent_version
-        await conn.execute(update(Resident).where(Resident.id == resident.id).values(**values))
+        conn.execute(
+            _update_resident(tuple(sorted(values))), {"rid": resident.id} | {f"v_{k}": v for k, v in values.items()}
+        )
 
-    async def touch_identity(self, conn: AsyncConnection, identity_id: int, now: datetime) -> None:
+    def touch_identity(self, conn: Connection, identity_id: int, now: datetime) -> None:
         """The time of the last message through this identity (the WhatsApp reply window)."""
-        await conn.execute(update(ChannelIdentity).where(ChannelIdentity.id == identity_id).values(last_inbound_at=now))
+        conn.execute(_TOUCH_IDENTITY, {"iid": identity_id, "now": now})
 
-    async def erase(self, conn: AsyncConnection, resident_id: int) -> list[str]:
+    def erase(self, conn: Connection, resident_id: int) -> list[str]:
         """Delete the resident and everything personal (cascades); the media files to unlink."""
-        refs = await self.contributions.media_refs(conn, resident_id)
-        dialogue = await self.sessions.dialogue(conn, resident_id)
+        refs = self.contributions.media_refs(conn, resident_id)
+        dialogue = self.sessions.dialogue(conn, resident_id)
         for key, value in ((dialogue.vars if dialogue else None) or {}).items():
             if key.endswith("__media"):
                 refs.extend(m["ref"] for m in value)
-        await conn.execute(delete(Resident).where(Resident.id == resident_id))
+        conn.execute(delete(Resident).where(Resident.id == resident_id))
         log.info("resident erased on request")
         return refs
 
     async def set_reachable(self, channel: str, address: str, reachable: bool, now: datetime) -> None:
-        async with self.db.transaction() as conn:
-            resident_id = (
-                await conn.execute(
-                    select(ChannelIdentity.resident_id).where(
-                        ChannelIdentity.channel == channel, ChannelIdentity.address == address
-                    )
-                )
-            ).scalar_one_or_none()
-            if resident_id is not None:
-                await conn.execute(
-                    update(Resident).where(Resident.id == resident_id).values(unreachable_at=None if reachable else now)
+        def work(conn: Connection) -> None:
+            resident = self.find(conn, channel, address)
+            if resident is not None:
+                conn.execute(
+                    update(Resident).where(Resident.id == resident.id).values(unreachable_at=None if reachable else now)
                 )
 
-    async def mark_undeliverable(
+        await self.db.run(work)
+
+    def mark_undeliverable(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         resident_id: int,
         now: datetime,
         *,
@@ -140,16 +156,12 @@ class ResidentRepository:
             values["unreachable_at"] = now
         if opted_out:
             values["stopped_at"] = now
-        await conn.execute(update(Resident).where(Resident.id == resident_id).values(**values))
+        conn.execute(update(Resident).where(Resident.id == resident_id).values(**values))
 
     async def last_inbound(self, channel: str, addresses: Iterable[str]) -> dict[str, datetime | None]:
         """When each address last wrote to us on this channel."""
-        async with self.db.read() as conn:
-            found = (
-                await conn.execute(
-                    select(ChannelIdentity.address, ChannelIdentity.last_inbound_at).where(
-                        ChannelIdentity.channel == channel, ChannelIdentity.address.in_(set(addresses))
-                    )
-                )
-            ).all()
-        return {r.address: r.last_inbound_at for r in found}
+        query = select(ChannelIdentity.address, ChannelIdentity.last_inbound_at).where(
+            ChannelIdentity.channel == channel, ChannelIdentity.address.in_(set(addresses))
+        )
+        rows = await self.db.run(lambda conn: conn.execute(query).all(), write=False)
+        return {r.address: r.last_inbound_at for r in rows}

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 
 from bot.conversation.session import Dialogue
 from bot.storage.db import Database
@@ -34,38 +34,48 @@ class SessionSnapshot:
     updated_at: datetime
 
 
+# built once: executing a prepared statement skips building and hashing it anew
+_LOAD_MANY = select(Session.resident_id, Session.state, Session.version).where(
+    Session.resident_id.in_(bindparam("ids", expanding=True))
+)
+_INSERT = insert(Session)
+_UPDATE = (
+    update(Session)
+    .where(Session.resident_id == bindparam("rid"), Session.version == bindparam("seen"))
+    .values(state=bindparam("state"), version=bindparam("next"), updated_at=bindparam("now"))
+)
+
+
 class SessionRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def load(self, conn: AsyncConnection, resident_id: int) -> StoredSession | None:
-        row = (
-            await conn.execute(select(Session.state, Session.version).where(Session.resident_id == resident_id))
-        ).first()
-        return None if row is None else StoredSession(Dialogue.from_json(row.state), row.version)
+    def load_many(self, conn: Connection, resident_ids: Iterable[int]) -> dict[int, StoredSession]:
+        ids = list(set(resident_ids))
+        if not ids:
+            return {}
+        rows = conn.execute(_LOAD_MANY, {"ids": ids}).all()
+        return {r.resident_id: StoredSession(Dialogue.from_json(r.state), r.version) for r in rows}
 
-    async def dialogue(self, conn: AsyncConnection, resident_id: int) -> Dialogue | None:
+    def load(self, conn: Connection, resident_id: int) -> StoredSession | None:
+        return self.load_many(conn, [resident_id]).get(resident_id)
+
+    def dialogue(self, conn: Connection, resident_id: int) -> Dialogue | None:
         """The stored dialogue alone (for erasing the media it refers to)."""
-        state = (
-            await conn.execute(select(Session.state).where(Session.resident_id == resident_id))
-        ).scalar_one_or_none()
-        return None if state is None else Dialogue.from_json(state)
+        stored = self.load(conn, resident_id)
+        return None if stored is None else stored.dialogue
 
-    async def save(
-        self, conn: AsyncConnection, resident_id: int, previous: StoredSession | None, dialogue: Dialogue, now: datetime
+    def save(
+        self, conn: Connection, resident_id: int, previous: StoredSession | None, dialogue: Dialogue, now: datetime
     ) -> None:
         """Insert the first session or update the one read; :class:`Conflict` if it changed meanwhile."""
         if previous is None:
-            await conn.execute(
-                insert(Session).values(resident_id=resident_id, state=dialogue.to_json(), version=1, updated_at=now)
+            conn.execute(
+                _INSERT, {"resident_id": resident_id, "state": dialogue.to_json(), "version": 1, "updated_at": now}
             )
             return
-        result = await conn.execute(
-            update(Session)
-            .where(Session.resident_id == resident_id, Session.version == previous.version)
-            .values(state=dialogue.to_json(), version=previous.version + 1, updated_at=now)
-        )
-        if result.rowcount != 1:
+        values = {"rid": resident_id, "seen": previous.version, "state": dialogue.to_json(), "now": now}
+        if conn.execute(_UPDATE, values | {"next": previous.version + 1}).rowcount != 1:
             raise Conflict()
 
     async def of_residents(self, resident_ids: Iterable[int]) -> dict[int, SessionSnapshot]:
