@@ -52,8 +52,13 @@ def utcnow() -> datetime:
 
 
 def new_reference() -> str:
-    pick = lambda: "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(3))  # noqa: E731
-    return f"{pick()}-{pick()}"
+    """A code like ``K7Q-3MX``: six characters of the alphabet from one random draw."""
+    n = secrets.randbelow(len(REFERENCE_ALPHABET) ** 6)
+    chars = []
+    for _ in range(6):
+        n, digit = divmod(n, len(REFERENCE_ALPHABET))
+        chars.append(REFERENCE_ALPHABET[digit])
+    return "".join(chars[:3]) + "-" + "".join(chars[3:])
 
 
 def _message(payload: dict[str, Any]) -> Message:
@@ -143,6 +148,15 @@ class ConversationService:
         """Run the engine for one stored message. True if it was processed now."""
         return (await self.process_batch([inbox_id])).get(inbox_id, False)
 
+    async def process_senders(self, senders: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+        """Run the engine for the oldest waiting message of each sender, all in one
+        batch (see :meth:`process_batch`). sender -> False if nothing of theirs waits."""
+        rows = await self.db.run(lambda conn: self.inbox.oldest_pending(conn, senders), write=False)
+        found = {(r.channel, r.address) for r in rows}
+        if rows:
+            await self._process_rows(rows)
+        return {sender: sender in found for sender in senders}
+
     async def process_batch(self, inbox_ids: list[int]) -> dict[int, bool]:
         """Run the engine for several stored messages — at most one per sender —
         sharing one read and one write transaction. inbox id -> True if it was
@@ -154,11 +168,13 @@ class ConversationService:
         makes the batch fall back to one message at a time, each run again on
         fresh state."""
         rows = await self.db.run(lambda conn: self.inbox.pending_rows(conn, inbox_ids), write=False)
-        if any(_needs_media(r) for r in rows):
-            for row in rows:
-                if _needs_media(row):
-                    await self._fetch_media(row)
-        results = {i: False for i in inbox_ids}
+        return {i: False for i in inbox_ids} | await self._process_rows(rows)
+
+    async def _process_rows(self, rows: list[Any]) -> dict[int, bool]:
+        for row in rows:
+            if _needs_media(row):
+                await self._fetch_media(row)
+        results: dict[int, bool] = {}
         if not rows:
             return results
         try:

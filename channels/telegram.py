@@ -12,11 +12,13 @@ import json
 import logging
 import re
 import secrets
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.warnings import PTBUserWarning
 
 from bot.values import (
     Capabilities,
@@ -39,6 +41,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 _DEEP_LINK = re.compile(r"^/start(?:@\w+)?(?:\s+([A-Za-z0-9_-]{1,64}))?\s*$")
 log = logging.getLogger(__name__)
+# we call sendMessage through do_api_request on purpose (see TelegramChannel.send)
+warnings.filterwarnings("ignore", message=r"Please use 'Bot\.sendMessage'", category=PTBUserWarning)
 
 
 @dataclass
@@ -207,7 +211,10 @@ class TelegramChannel:
                 rows = [[InlineKeyboardButton(c.label, callback_data=c.value)] for c in message.choices]
             markup = InlineKeyboardMarkup(rows)
         try:
-            sent = await self.bot.send_message(chat_id=int(address), text=message.text, reply_markup=markup)
+            # the raw result: building a PTB Message from every answer cost as much as the request itself
+            sent = await self.bot.do_api_request(
+                "sendMessage", {"chat_id": int(address), "text": message.text, "reply_markup": markup}
+            )
         except RetryAfter as exc:
             after = exc.retry_after
             seconds = after.total_seconds() if hasattr(after, "total_seconds") else float(after)
@@ -221,7 +228,7 @@ class TelegramChannel:
             raise SendError(f"network: {type(exc).__name__}", permanent=False) from None
         except TelegramError as exc:
             raise SendError(f"telegram error: {type(exc).__name__}", permanent=False) from None
-        return Sent(provider_id=str(sent.message_id))
+        return Sent(provider_id=str(sent["message_id"]) if isinstance(sent, dict) else None)
 
     async def register_webhook(self, public_url: str) -> str:
         """Tell Telegram where to send updates, with the secret; the URL registered."""

@@ -23,23 +23,28 @@ from bot.values import Inbound
 log = logging.getLogger(__name__)
 
 
+Sender = tuple[str, str]  # (channel, address)
+
+
 class StepBatches:
     """Steps of different senders share one read and one write transaction:
-    each drain hands in the message it is at and waits for its result; what
-    arrives while a batch runs forms the next one (at most ``max_batch``, so a
-    write transaction stays short and a webhook never waits long for the writer)."""
+    each drain hands in its sender and waits until that sender's oldest waiting
+    message is processed; what arrives while a batch runs forms the next one
+    (at most ``max_batch``, so a write transaction stays short and a webhook
+    never waits long for the writer)."""
 
     def __init__(self, service: ConversationService, max_batch: int = 64, parallel: int = 2) -> None:
         self.service = service
         self.max_batch = max_batch
-        self._waiting: list[tuple[int, asyncio.Future[bool]]] = []
+        self._waiting: list[tuple[Sender, asyncio.Future[bool]]] = []
         self._running = 0
         self._parallel = parallel
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def process(self, inbox_id: int) -> bool:
+    async def next_of(self, sender: Sender) -> bool:
+        """Process the sender's oldest waiting message; False if none waits."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((inbox_id, future))
+        self._waiting.append((sender, future))
         if self._running < self._parallel:
             self._running += 1
             task = asyncio.create_task(self._run())
@@ -56,31 +61,35 @@ class StepBatches:
         finally:
             self._running -= 1
 
-    async def _one(self, batch: list[tuple[int, asyncio.Future[bool]]]) -> None:
+    async def _one(self, batch: list[tuple[Sender, asyncio.Future[bool]]]) -> None:
         try:
-            results = await self.service.process_batch([i for i, _ in batch])
+            results = await self.service.process_senders([sender for sender, _ in batch])
         except (TimeoutError, DBAPIError, OSError, ConnectionError) as exc:
             for _, future in batch:  # the database is away: every drain hears of it and waits
                 if not future.done():
                     future.set_exception(exc)
             return
         except Exception:  # noqa: BLE001 - find the poison message: one at a time
-            if len(batch) == 1:
-                inbox_id, future = batch[0]
-                log.exception("inbox message %s: processing failed", inbox_id)
-                if not future.done():
-                    future.set_exception(PoisonMessage())
+            if len(batch) > 1:
+                for item in batch:
+                    await self._one([item])
                 return
-            for item in batch:
-                await self._one([item])
-            return
-        for inbox_id, future in batch:
+            sender, future = batch[0]
+            log.exception("processing the oldest message of a sender failed")
             if not future.done():
-                future.set_result(results.get(inbox_id, False))
+                future.set_exception(PoisonMessage(sender))
+            return
+        for sender, future in batch:
+            if not future.done():
+                future.set_result(results.get(sender, False))
 
 
 class PoisonMessage(Exception):
-    """Processing this one message fails by itself."""
+    """Processing the sender's oldest message fails by itself."""
+
+    def __init__(self, sender: Sender) -> None:
+        super().__init__("processing failed")
+        self.sender = sender
 
 
 class InboxProcessor:
@@ -115,28 +124,26 @@ class InboxProcessor:
         lock = self._lock(key)
         try:
             async with lock:
-                while True:
-                    ids = await self.inbox.pending_ids(channel, address, limit=20)
-                    if not ids:
-                        return
-                    for inbox_id in ids:
-                        if not await self._process(inbox_id):
-                            return  # keep the order: the rest waits for the next recovery round
+                while await self._next(key):
+                    pass
         finally:
             if not lock.locked() and not getattr(lock, "_waiters", None):
                 self._locks.pop(key, None)
 
-    async def _process(self, inbox_id: int) -> bool:
-        """Process one message; False when the database is away (try again later)."""
+    async def _next(self, sender: Sender) -> bool:
+        """Process the sender's oldest message; False when none waits or the
+        database is away (then the rest waits for the next recovery round)."""
         try:
-            await self._batches.process(inbox_id)
+            return await self._batches.next_of(sender)
         except (TimeoutError, DBAPIError, OSError, ConnectionError) as exc:
-            log.warning("inbox message %s waits: database unavailable (%s)", inbox_id, type(exc).__name__)
+            log.warning("inbox messages wait: database unavailable (%s)", type(exc).__name__)
             return False
-        except Exception:  # noqa: BLE001 - a poison message must not block the others
-            log.exception("inbox message %s could not be processed; marked failed", inbox_id)
-            await self.service.mark_failed(inbox_id, "processing error")
-        return True
+        except PoisonMessage:  # a poison message must not block the others
+            ids = await self.inbox.pending_ids(*sender, limit=1)
+            if ids:
+                log.error("inbox message %s could not be processed; marked failed", ids[0])
+                await self.service.mark_failed(ids[0], "processing error")
+            return True
 
     def submit(self, channel: str, address: str) -> None:
         task = asyncio.create_task(self.drain(channel, address))

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -104,6 +104,18 @@ class InboxRepository:
         """The whole rows of those messages that still wait to be processed."""
         ids = list(inbox_ids)
         return list(conn.execute(_PENDING_ROWS, {"ids": ids}).all()) if ids else []
+
+    def oldest_pending(self, conn: Connection, senders: list[tuple[str, str]]) -> list[Any]:
+        """The oldest waiting message of each sender (whole rows), in one query."""
+        if not senders:
+            return []
+        key = tuple_(InboundMessage.channel, InboundMessage.address)
+        oldest = (
+            select(func.min(InboundMessage.id))
+            .where(_PENDING, key.in_(senders))
+            .group_by(InboundMessage.channel, InboundMessage.address)
+        )
+        return list(conn.execute(select(InboundMessage).where(InboundMessage.id.in_(oldest))).all())
 
     async def pending_senders(self, received_before: datetime | None = None) -> list[tuple[str, str]]:
         """Every (channel, address) with messages waiting (received before the given time)."""
