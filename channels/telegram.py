@@ -16,7 +16,15 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import (
+    Bot,
+    CallbackQuery,
+    ChatMemberUpdated,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.warnings import PTBUserWarning
 
@@ -122,59 +130,12 @@ class TelegramChannel:
             return parsed
         provider_id = str(update.update_id)
         if update.my_chat_member is not None:
-            member = update.my_chat_member
-            if member.chat.type == "private":
-                reachable = member.new_chat_member.status not in ("kicked", "left")
-                parsed.reachability.append(ReachabilityChange(NAME, str(member.chat.id), reachable))
-            return parsed
-        if update.callback_query is not None:
-            query = update.callback_query
-            message = query.message
-            if message is None or message.chat.type != "private":
-                return parsed
-            parsed.callback = {"id": query.id, "chat_id": message.chat.id, "message_id": message.message_id}
-            parsed.inbound.append(
-                Inbound(
-                    channel=NAME,
-                    address=str(message.chat.id),
-                    provider_id=provider_id,
-                    choice=query.data or "",
-                    locale_hint=query.from_user.language_code if query.from_user else None,
-                )
-            )
-            return parsed
-        message = update.message
-        if message is None or message.chat.type != "private":
-            return parsed  # edits, channel posts, groups: acknowledged, not answered
-        hint = message.from_user.language_code if message.from_user else None
-        address = str(message.chat.id)
-
-        def inbound(text: str | None, media: Media | None = None, extra: dict[str, Any] | None = None) -> Inbound:
-            return Inbound(NAME, address, provider_id, text=text, media=media, locale_hint=hint, extra=extra or {})
-
-        text = message.text
-        extra: dict[str, Any] = {}
-        if text is not None:
-            link = _DEEP_LINK.match(text.strip())
-            if link:
-                text = "/start"
-                if link.group(1):
-                    extra["source"] = link.group(1)
-            parsed.inbound.append(inbound(text, extra=extra))
-        elif message.voice is not None:
-            voice = message.voice
-            parsed.inbound.append(
-                inbound(
-                    message.caption, _remote("voice", voice.mime_type or "audio/ogg", voice.file_size, voice.file_id)
-                )
-            )
-        elif message.photo:
-            photo = max(message.photo, key=lambda p: (p.file_size or 0, p.width * p.height))
-            parsed.inbound.append(
-                inbound(message.caption, _remote("photo", "image/jpeg", photo.file_size, photo.file_id))
-            )
-        else:  # stickers, documents, locations…: the dialogue answers helpfully
-            parsed.inbound.append(inbound(message.caption, Media(kind="unsupported", ref="")))
+            _parse_membership(update.my_chat_member, parsed)
+        elif update.callback_query is not None:
+            _parse_pressed_button(update.callback_query, provider_id, parsed)
+        elif update.message is not None and update.message.chat.type == "private":
+            parsed.inbound.append(_message_inbound(update.message, provider_id))
+        # edits, channel posts, groups: acknowledged, not answered
         return parsed
 
     async def acknowledge(self, callback: dict[str, Any]) -> None:
@@ -241,6 +202,58 @@ class TelegramChannel:
         if self._ready:
             await self.bot.shutdown()
             self._ready = False
+
+
+def _parse_membership(member: ChatMemberUpdated, parsed: ParsedUpdate) -> None:
+    """A resident blocked the bot (or unblocked it): reachability news, nothing to answer."""
+    if member.chat.type == "private":
+        reachable = member.new_chat_member.status not in ("kicked", "left")
+        parsed.reachability.append(ReachabilityChange(NAME, str(member.chat.id), reachable))
+
+
+def _parse_pressed_button(query: CallbackQuery, provider_id: str, parsed: ParsedUpdate) -> None:
+    """A pressed inline button: the choice for the inbox, and the button to acknowledge."""
+    message = query.message
+    if message is None or message.chat.type != "private":
+        return
+    parsed.callback = {"id": query.id, "chat_id": message.chat.id, "message_id": message.message_id}
+    parsed.inbound.append(
+        Inbound(
+            channel=NAME,
+            address=str(message.chat.id),
+            provider_id=provider_id,
+            choice=query.data or "",
+            locale_hint=query.from_user.language_code if query.from_user else None,
+        )
+    )
+
+
+def _message_inbound(message: Message, provider_id: str) -> Inbound:
+    """A resident's private message: text (a /start deep link keeps its source), voice, photo, or other."""
+    hint = message.from_user.language_code if message.from_user else None
+    address = str(message.chat.id)
+
+    def inbound(text: str | None, media: Media | None = None, extra: dict[str, Any] | None = None) -> Inbound:
+        return Inbound(NAME, address, provider_id, text=text, media=media, locale_hint=hint, extra=extra or {})
+
+    text = message.text
+    if text is not None:
+        extra: dict[str, Any] = {}
+        link = _DEEP_LINK.match(text.strip())
+        if link:
+            text = "/start"
+            if link.group(1):
+                extra["source"] = link.group(1)
+        return inbound(text, extra=extra)
+    if message.voice is not None:
+        voice = message.voice
+        return inbound(
+            message.caption, _remote("voice", voice.mime_type or "audio/ogg", voice.file_size, voice.file_id)
+        )
+    if message.photo:
+        photo = max(message.photo, key=lambda p: (p.file_size or 0, p.width * p.height))
+        return inbound(message.caption, _remote("photo", "image/jpeg", photo.file_size, photo.file_id))
+    return inbound(message.caption, Media(kind="unsupported", ref=""))  # stickers, documents, locations…
 
 
 def _remote(kind: str, mime: str, size: int | None, file_id: str) -> Media:

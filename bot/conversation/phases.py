@@ -163,64 +163,81 @@ def phase_announcements(process: Process, zone: ZoneInfo) -> list[tuple[Phase, d
     ]
 
 
+def _phase_reminders(item: dict[str, Any], where: str, problems: list[str]) -> tuple[str, ...]:
+    reminders = tuple(str(r) for r in item.get("reminders") or ())
+    for r in reminders:
+        try:
+            parse_offset(r)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+    return reminders
+
+
+def _load_phase(
+    item: Any, zone: ZoneInfo, file: str, problems: list[str], seen: set[str], dialogues: set[str]
+) -> Phase | None:
+    """One entry of ``phases``; None (with the problem noted) when it cannot be read."""
+    line = item.get("__line__", 1) if isinstance(item, dict) else 1
+    where = f"{file}:{line}"
+    if not isinstance(item, dict):
+        problems.append(f"{where}: a phase must be a mapping")
+        return None
+    try:
+        pid = str(item["id"])
+        starts = parse_local(item["starts"], zone)
+        ends = parse_local(item["ends"], zone)
+        name = str(item["name"])
+    except KeyError as exc:
+        problems.append(f"{where}: phase needs {exc.args[0]!r}")
+        return None
+    except ValueError as exc:
+        problems.append(f"{where}: phase has a date that is not like 2027-01-02 23:59 ({exc})")
+        return None
+    if pid in seen:
+        problems.append(f"{where}: phase id {pid!r} is used twice")
+    seen.add(pid)
+    if ends <= starts:
+        problems.append(f"{where}: phase {pid!r} ends before it starts")
+    reminders = _phase_reminders(item, where, problems)
+    opened = tuple(str(d) for d in item.get("dialogues") or ())
+    for d in opened:
+        if d not in dialogues:
+            problems.append(f"{where}: phase {pid!r} opens unknown dialogue {d!r}")
+    return Phase(
+        id=pid,
+        name=name,
+        starts=starts,
+        ends=ends,
+        dialogues=opened,
+        reminders=reminders,
+        description=item.get("description"),
+        announcement=item.get("announcement"),
+        line=line,
+    )
+
+
+def _load_quiet_hours(data: dict[str, Any], file: str, problems: list[str]) -> QuietHours:
+    if not data.get("quiet_hours"):
+        return QuietHours()
+    q = data["quiet_hours"]
+    try:
+        return QuietHours(time.fromisoformat(str(q["start"])), time.fromisoformat(str(q["end"])))
+    except (KeyError, ValueError, TypeError):
+        problems.append(
+            f"{file}:{q.get('__line__', 1) if isinstance(q, dict) else 1}: "
+            "quiet_hours needs start and end like 21:00 and 08:00"
+        )
+        return QuietHours()
+
+
 def load_process(data: dict[str, Any], zone: ZoneInfo, file: str, problems: list[str], dialogues: set[str]) -> Process:
     """Read ``phases``, ``quiet_hours`` and ``grace_minutes`` from process.yaml."""
     phases = []
     seen: set[str] = set()
     for item in data.get("phases") or []:
-        line = item.get("__line__", 1) if isinstance(item, dict) else 1
-        where = f"{file}:{line}"
-        if not isinstance(item, dict):
-            problems.append(f"{where}: a phase must be a mapping")
-            continue
-        try:
-            pid = str(item["id"])
-            starts = parse_local(item["starts"], zone)
-            ends = parse_local(item["ends"], zone)
-            name = str(item["name"])
-        except KeyError as exc:
-            problems.append(f"{where}: phase needs {exc.args[0]!r}")
-            continue
-        except ValueError as exc:
-            problems.append(f"{where}: phase has a date that is not like 2027-01-02 23:59 ({exc})")
-            continue
-        if pid in seen:
-            problems.append(f"{where}: phase id {pid!r} is used twice")
-        seen.add(pid)
-        if ends <= starts:
-            problems.append(f"{where}: phase {pid!r} ends before it starts")
-        reminders = tuple(str(r) for r in item.get("reminders") or ())
-        for r in reminders:
-            try:
-                parse_offset(r)
-            except ValueError as exc:
-                problems.append(f"{where}: {exc}")
-        opened = tuple(str(d) for d in item.get("dialogues") or ())
-        for d in opened:
-            if d not in dialogues:
-                problems.append(f"{where}: phase {pid!r} opens unknown dialogue {d!r}")
-        phases.append(
-            Phase(
-                id=pid,
-                name=name,
-                starts=starts,
-                ends=ends,
-                dialogues=opened,
-                reminders=reminders,
-                description=item.get("description"),
-                announcement=item.get("announcement"),
-                line=line,
-            )
-        )
-    quiet = QuietHours()
-    if data.get("quiet_hours"):
-        q = data["quiet_hours"]
-        try:
-            quiet = QuietHours(time.fromisoformat(str(q["start"])), time.fromisoformat(str(q["end"])))
-        except (KeyError, ValueError, TypeError):
-            problems.append(
-                f"{file}:{q.get('__line__', 1) if isinstance(q, dict) else 1}: "
-                "quiet_hours needs start and end like 21:00 and 08:00"
-            )
+        phase = _load_phase(item, zone, file, problems, seen, dialogues)
+        if phase is not None:
+            phases.append(phase)
+    quiet = _load_quiet_hours(data, file, problems)
     grace = timedelta(minutes=float(data.get("grace_minutes", 30)))
     return Process(tuple(phases), quiet, grace)
