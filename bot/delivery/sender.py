@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.conversation.flows import FlowSet
+from bot.delivery.pacing import EvenPacer, pacer_for
 from bot.storage.db import Database
 from bot.storage.outbox import FINAL, STATUS_RANK, OutboxRepository, SentRecord
 from bot.storage.residents import ResidentRepository
@@ -55,32 +56,6 @@ Clock = Callable[[], datetime]
 def backoff(attempts: int, rng: random.Random = random.Random()) -> float:
     """Exponential backoff with jitter: about 1, 2, 4 … seconds, capped at 15 minutes."""
     return rng.uniform(0.5, 1.0) * min(MAX_DELAY, BASE_DELAY * 2 ** max(0, attempts - 1))
-
-
-class Pacer:
-    """At most ``rate`` units per second, evenly spaced (so no sliding one-second
-    window ever sees more than the limit); ``None`` means unlimited. It aims a
-    little below the limit, since requests can bunch up on their way."""
-
-    HEADROOM = 0.94
-
-    def __init__(self, rate: float | None) -> None:
-        self.rate = rate
-        self.next_at = 0.0
-        self._lock = asyncio.Lock()
-
-    async def take(self, units: float = 1.0) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            start = max(now, self.next_at)
-            if self.rate is not None:
-                self.next_at = start + units / (self.rate * self.HEADROOM)
-            if start > now:
-                await asyncio.sleep(start - now)
-
-    def pause(self, seconds: float) -> None:
-        """The provider said "too many": nothing more for that long."""
-        self.next_at = max(self.next_at, time.monotonic() + seconds)
 
 
 @dataclass
@@ -115,7 +90,7 @@ class ChannelSender:
         self.residents = ResidentRepository(db)
         self.flows = flows
         self.clock = clock
-        self.bucket = Pacer(rate)
+        self.bucket = pacer_for(rate, channel.capabilities.rate_unit)
         self.rate = rate
         self.metrics = metrics
         self.max_batch = max_batch
@@ -126,8 +101,12 @@ class ChannelSender:
 
     @property
     def batch(self) -> int:
-        """Half a second of sending: small enough that replies never wait long."""
-        return self.max_batch if self.rate is None else max(1, min(self.max_batch, int(self.rate / 2)))
+        """What the pacer lets go at once (a second's allowance; half a second when evenly
+        spaced): small enough that replies never wait long behind bulk."""
+        if self.rate is None:
+            return self.max_batch
+        share = self.rate / 2 if isinstance(self.bucket, EvenPacer) else self.rate
+        return max(1, min(self.max_batch, int(share)))
 
     # -- leadership (PostgreSQL) -------------------------------------------------------
 
@@ -159,27 +138,54 @@ class ChannelSender:
     # -- the loop --------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Claim, send, record — the next batch is claimed while one is still being
+        sent, so the pacer never waits for the database between batches."""
+        sending: asyncio.Task[None] | None = None
         try:
             while True:
-                attempted = 0
+                claimed = 0
                 try:
                     if await self.is_leader():
                         await self.sweep()
-                        attempted = await self.drain_once()
+                        rows = await self.claim()
+                        claimed = len(rows)
+                        if sending is not None:  # one batch in flight while the next waits its turn
+                            await self._finished(sending)
+                            sending = None
+                        if rows:
+                            sending = asyncio.create_task(self._deliver(rows))
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # noqa: BLE001 - the sender outlives a database outage
                     log.exception("%s sender: drain failed; trying again shortly", self.name)
                     await self._resign()
                     await asyncio.sleep(1.0)
-                if attempted == 0:
+                if claimed == 0 and sending is not None:
+                    await self._finished(sending)  # nothing more now: finish this batch, then look again
+                    sending = None
+                    continue
+                if claimed == 0:
                     self.wakeup.clear()
                     try:
                         await asyncio.wait_for(self.wakeup.wait(), timeout=0.5)
                     except TimeoutError:
                         pass
         finally:
+            if sending is not None:  # let the batch in flight finish and be recorded
+                try:
+                    await asyncio.wait_for(asyncio.shield(sending), timeout=10)
+                except BaseException:  # noqa: BLE001 - leased rows go back to the queue anyway
+                    sending.cancel()
             await self._resign()
+
+    async def _finished(self, sending: asyncio.Task[None]) -> None:
+        """Wait for a batch in flight; a failure is logged (its claims lapse and are sent again)."""
+        try:
+            await sending
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the next batch is already claimed and must not be lost
+            log.exception("%s sender: a batch could not be recorded; its messages go back to the queue", self.name)
 
     async def sweep(self, force: bool = False) -> None:
         """Every few seconds: expired messages are dropped, lapsed claims released."""
@@ -192,9 +198,13 @@ class ChannelSender:
         return await self.outbox.claim(self.name, self.clock(), self.batch)
 
     async def drain_once(self) -> int:
+        """Claim one batch and deliver it (the loop overlaps the two)."""
         rows = await self.claim()
-        if not rows:
-            return 0
+        if rows:
+            await self._deliver(rows)
+        return len(rows)
+
+    async def _deliver(self, rows: list[Any]) -> None:
         windows = await self._last_inbound(rows) if self.window else {}
         queues: dict[str, list[Any]] = {}
         for row in rows:
@@ -202,7 +212,6 @@ class ChannelSender:
         results: list[Result] = []
         await asyncio.gather(*(self._send_queue(q, windows, results) for q in queues.values()))
         await self._record(results)
-        return len(rows)
 
     async def _send_queue(self, queue: list[Any], windows: dict[str, datetime | None], results: list[Result]) -> None:
         for i, row in enumerate(queue):
@@ -249,7 +258,7 @@ class ChannelSender:
         message = self._outgoing(row, windows)
         if message is None:
             return Result(row, skipped=f"outside {self.channel.capabilities.window_label}, no template")
-        await self.bucket.take(self._units(row))
+        answered = await self.bucket.take(self._units(row))
         started = time.monotonic()
         try:
             sent = await self.channel.send(row.address, message)
@@ -260,6 +269,8 @@ class ChannelSender:
         except Exception as exc:  # noqa: BLE001 - an unknown failure is retried, not lost
             log.exception("%s sender: unexpected error", self.name)
             return Result(row, error=SendError(f"unexpected: {type(exc).__name__}", permanent=False))
+        finally:
+            answered()
         if self.metrics is not None:
             self.metrics.send_latency.labels(self.name).observe(time.monotonic() - started)
         return Result(row, sent=sent, template=message.template is not None)
@@ -387,7 +398,7 @@ class Sender:
         self._tasks = []
 
 
-__all__ = ["FINAL", "STATUS_RANK", "ChannelSender", "Pacer", "Sender", "backoff", "record_status"]
+__all__ = ["FINAL", "STATUS_RANK", "ChannelSender", "Sender", "backoff", "record_status"]
 
 
 async def record_status(db: Database, clock: Clock, report: StatusUpdate) -> bool:
