@@ -64,12 +64,16 @@ class Kiezstimme:
 
     async def close(self) -> None:
         await self.stop_background()
+        await self.inbox.close()
         await self.channels.close()
         await self.db.dispose()
 
 
-def build(settings: Settings, *, clock: Clock = utcnow, db: Database | None = None) -> Kiezstimme:
-    """Load flows and catalogs (raising FlowError on problems) and wire the service."""
+def build(
+    settings: Settings, *, clock: Clock = utcnow, db: Database | None = None, web_only: bool = False
+) -> Kiezstimme:
+    """Load flows and catalogs (raising FlowError on problems) and wire the service.
+    ``web_only``: this process stores and acknowledges, workers process."""
     flows = load_flows(settings.flows_dir, settings.zone)
     catalogs = Catalogs.load(flows, settings.i18n_dir)
     engine = Engine(flows, catalogs)
@@ -91,5 +95,14 @@ def build(settings: Settings, *, clock: Clock = utcnow, db: Database | None = No
     sender = Sender(db, channels.push, flows, clock, rates=channels.rates, metrics=metrics)
     service.on_outbox = sender.wake
     return Kiezstimme(
-        settings, flows, catalogs, engine, db, service, channels, InboxProcessor(service), sender, metrics
+        settings,
+        flows,
+        catalogs,
+        engine,
+        db,
+        service,
+        channels,
+        InboxProcessor(service, web_only=web_only),
+        sender,
+        metrics,
     )

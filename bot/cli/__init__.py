@@ -26,6 +26,11 @@ def _add_serve(sub: _Commands) -> None:
     command = sub.add_parser("serve", help="run the web process (and, on SQLite, everything else)")
     command.add_argument("--host", default="127.0.0.1")
     command.add_argument("--port", type=int, default=None, help="default: $PORT, else 8080")
+    command.add_argument(
+        "--web-only",
+        action="store_true",
+        help="PostgreSQL: only store and acknowledge; `worker`s process the messages",
+    )
 
 
 def _add_broadcast(sub: _Commands) -> None:
@@ -108,7 +113,7 @@ def parser() -> argparse.ArgumentParser:
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     """The command's exit code."""
     if args.command == "serve":
-        asyncio.run(serve(settings, args.host, args.port or settings.port))
+        asyncio.run(serve(settings, args.host, args.port or settings.port, web_only=args.web_only))
     elif args.command == "migrate":
         return asyncio.run(migrate(settings))
     elif args.command == "clock":

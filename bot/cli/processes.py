@@ -13,13 +13,16 @@ from bot.config import Settings
 log = logging.getLogger("bot")
 
 
-async def serve(settings: Settings, host: str, port: int) -> None:
+async def serve(settings: Settings, host: str, port: int, web_only: bool = False) -> None:
     from aiohttp import web
 
     from bot.app import build
     from bot.web.app import make_app
 
-    kz = build(settings)
+    if web_only and settings.is_sqlite:
+        print("configuration error: --web-only needs PostgreSQL (on SQLite serve is the whole bot)", file=sys.stderr)
+        raise SystemExit(2)
+    kz = build(settings, web_only=web_only)
     await kz.db.migrate()
     # SQLite: one process is the whole bot. PostgreSQL: `worker` and `clock` do the rest.
     runner = web.AppRunner(make_app(kz, background=settings.is_sqlite), access_log=None)
@@ -85,13 +88,13 @@ async def worker(settings: Settings) -> int:
         flush=True,
     )
     try:
-        while not stop.is_set():
+        while not stop.is_set():  # take waiting senders no other process drains (see SenderClaims)
             try:
-                await kz.inbox.recover(min_age=0 if settings.is_sqlite else 5)
+                await kz.inbox.recover()
             except Exception:  # noqa: BLE001 - keep working through a database outage
                 log.exception("inbox recovery failed; trying again")
             try:
-                await asyncio.wait_for(stop.wait(), timeout=2.0)
+                await asyncio.wait_for(stop.wait(), timeout=0.25)
             except TimeoutError:
                 pass
     finally:

@@ -18,6 +18,7 @@ from datetime import timedelta
 from sqlalchemy.exc import DBAPIError
 
 from bot.service import ConversationService
+from bot.storage.claims import SenderClaims
 from bot.values import Inbound
 
 log = logging.getLogger(__name__)
@@ -93,26 +94,106 @@ class PoisonMessage(Exception):
 
 
 class InboxProcessor:
-    def __init__(self, service: ConversationService) -> None:
+    """Hands messages over (:meth:`receive`) and drains senders in order.
+
+    Before draining a sender a process takes its claim (``SenderClaims``: on
+    PostgreSQL an advisory lock per sender, so ``serve`` and the ``worker``s
+    never drain the same resident at once; on SQLite every sender is ours).
+    With ``web_only`` a process only stores and acknowledges (``serve`` on
+    PostgreSQL when workers do the processing)."""
+
+    def __init__(self, service: ConversationService, *, web_only: bool = False) -> None:
         self.service = service
         self.inbox = service.inbox  # the service's repository: one group commit
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.web_only = web_only
+        self.claims = SenderClaims(service.db)
+        self._locks: dict[Sender, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._batches = StepBatches(service)
+        self._active: dict[Sender, int] = {}  # drains running or waiting here, per claimed sender
+        self._wanted: set[Sender] = set()
+        self._to_release: set[Sender] = set()
+        self._claimer: asyncio.Task[None] | None = None
 
     async def receive(self, inbound: Inbound, *, wait: bool = False) -> bool:
         """Store a message durably; False if it was seen before. A new one is
         processed in order after the sender's earlier messages: in the
         background, or before returning with ``wait``."""
-        if await self.service.receive(inbound) is None:
+        inbox_id = await self.service.receive(inbound)
+        if inbox_id is None:
             return False
-        if wait:
-            await self.drain(inbound.channel, inbound.address)
-        else:
-            self.submit(inbound.channel, inbound.address)
+        sender = (inbound.channel, inbound.address)
+        if not wait:
+            self.submit(*sender)
+        elif sender in self._active or sender in await self._take([sender]):
+            await self._drain_claimed(sender)
+        else:  # another process drains this sender: wait until it has answered
+            await self._processed_elsewhere(sender, inbox_id)
         return True
 
-    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+    def submit(self, channel: str, address: str) -> None:
+        """Drain this sender soon (once this process holds its claim)."""
+        if self.web_only:
+            return
+        self._wanted.add((channel, address))
+        self._wake_claimer()
+
+    def _wake_claimer(self) -> None:
+        if self._claimer is None or self._claimer.done():
+            self._claimer = asyncio.create_task(self._claim_wanted())
+
+    async def _claim_wanted(self) -> None:
+        """Release finished senders and claim wanted ones, each a single round trip."""
+        while self._wanted or self._to_release:
+            await asyncio.sleep(0)  # gather what this loop turn brought
+            wanted, self._wanted = self._wanted, set()
+            kept = wanted & self._to_release  # finished and wanted again: keep the claim
+            self._to_release -= kept
+            release, self._to_release = list(self._to_release), set()
+            await self.claims.release(release)
+            for sender in kept:
+                self._spawn(sender)
+            try:
+                got = await self._take([s for s in wanted - kept if s not in self._active])
+            except Exception:  # noqa: BLE001 - the database is away; recovery asks again
+                log.warning("could not claim senders to drain; recovery will retry")
+                continue
+            for sender in got:
+                self._spawn(sender)
+            for sender in wanted - kept - set(got):
+                if sender in self._active:
+                    self._spawn(sender)  # already ours: one more drain, after the running one
+
+    async def _take(self, senders: list[Sender]) -> list[Sender]:
+        got = await self.claims.take(senders) if senders else []
+        for sender in got:
+            self._active.setdefault(sender, 0)
+        return got
+
+    def _spawn(self, sender: Sender) -> None:
+        task = asyncio.create_task(self._drain_claimed(sender))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain_claimed(self, sender: Sender) -> None:
+        self._active[sender] = self._active.get(sender, 0) + 1
+        try:
+            await self.drain(*sender)
+        finally:
+            self._active[sender] -= 1
+            if self._active[sender] == 0:
+                del self._active[sender]
+                self._to_release.add(sender)
+                self._wake_claimer()
+
+    async def _processed_elsewhere(self, sender: Sender, inbox_id: int, timeout: float = 15.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while inbox_id in await self.inbox.pending_ids(*sender, limit=100):
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.05)
+
+    def _lock(self, key: Sender) -> asyncio.Lock:
         lock = self._locks.get(key)
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
@@ -145,16 +226,11 @@ class InboxProcessor:
                 await self.service.mark_failed(ids[0], "processing error")
             return True
 
-    def submit(self, channel: str, address: str) -> None:
-        task = asyncio.create_task(self.drain(channel, address))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def recover(self, min_age: float = 0.0) -> int:
-        """Process what was stored but not processed (by a process that died, or
-        ``min_age`` seconds ago or longer: leave fresh ones to the web process)."""
+        """Drain what was stored but not processed (by a process that died, a web-only
+        process, or ``min_age`` seconds ago or longer)."""
         before = self.service.clock() - timedelta(seconds=min_age) if min_age else None
-        keys = [k for k in await self.inbox.pending_senders(before) if k not in self._locks]
+        keys = [k for k in await self.inbox.pending_senders(before) if k not in self._active]
         for channel, address in keys:
             self.submit(channel, address)
         return len(keys)
@@ -172,5 +248,12 @@ class InboxProcessor:
 
     async def idle(self) -> None:
         """Wait until everything submitted so far is processed (tests, shutdown)."""
-        while self._tasks:
+        while self._tasks or (self._claimer is not None and not self._claimer.done()):
+            if self._claimer is not None and not self._claimer.done():
+                await asyncio.gather(self._claimer, return_exceptions=True)
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.idle()
+        await self.claims.release(list(self._to_release))
+        await self.claims.close()
