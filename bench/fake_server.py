@@ -71,7 +71,9 @@ def make_app(limit: float) -> web.Application:
 
     async def stats(request: web.Request) -> web.Response:
         chat = request.query.get("chat")
-        return web.json_response({**state, "chat_sent": per_chat.get(chat, 0) if chat else None})
+        return web.json_response(
+            {**state, "chat_sent": per_chat.get(chat, 0) if chat else None, "chats": len(per_chat)}
+        )
 
     app = web.Application()
     app.router.add_post("/bot{token}/{method}", api)

@@ -225,10 +225,20 @@ async def open_loop(
 
 
 async def inbound(kind: str, workdir: Path, tg_root: str, total: int, results: dict[str, Any]) -> None:
+    """SQLite: ``serve`` alone on one core. PostgreSQL: ``serve --web-only`` on core 0 and
+    two ``worker``s that process (on both cores, beside the load generator)."""
     url_db = await new_database(kind, workdir)
     port = free_port()
     env = bot_env(url_db, port, tg_root, workdir)
-    server = Process(pinned(0, [sys.executable, "-m", "bot", "serve"]), env, workdir / f"serve-{kind}.log")
+    if kind == "sqlite":
+        server = Process(pinned(0, [sys.executable, "-m", "bot", "serve"]), env, workdir / f"serve-{kind}.log")
+        workers: list[Process] = []
+    else:
+        await migrate_database(url_db)
+        server = Process(
+            pinned(0, [sys.executable, "-m", "bot", "serve", "--web-only"]), env, workdir / f"serve-{kind}.log"
+        )
+        workers = [Process([sys.executable, "-m", "bot", "worker"], env, workdir / f"worker-{i}.log") for i in range(2)]
     try:
         await wait_http(f"http://127.0.0.1:{port}/healthz")
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
@@ -275,7 +285,87 @@ async def inbound(kind: str, workdir: Path, tg_root: str, total: int, results: d
         }
     finally:
         server.stop()
+        for worker in workers:
+            worker.stop()
         await drop_database(url_db)
+
+
+async def migrate_database(url: str) -> None:
+    db = Database(url)
+    try:
+        await db.migrate()
+    finally:
+        await db.dispose()
+
+
+def engine_baseline(results: dict[str, Any], steps: int = 20_000) -> None:
+    """The pure engine step and rendering alone, in this process (no database, no HTTP): the ceiling."""
+    from bot.conversation.engine import Engine
+    from bot.conversation.flow_files import load_flows
+    from bot.conversation.i18n import Catalogs
+    from bot.conversation.render import Renderer
+    from bot.conversation.session import Conversation
+    from bot.conversation.step import Context, Message
+    from channels.registry import capabilities
+
+    flows = load_flows(ROOT / "flows")
+    catalogs = Catalogs.load(flows, ROOT / "i18n")
+    engine, renderer, caps = Engine(flows, catalogs), Renderer(catalogs), capabilities("telegram")
+    conversations = [Conversation() for _ in range(1000)]
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    for n in range(steps):
+        i = n % len(conversations)
+        ctx = Context(now=now, new_reference="K7Q-3MX")
+        outcome = engine.step(conversations[i], Message(text=STEPS[(n // len(conversations)) % len(STEPS)]), ctx)
+        conversations[i] = outcome.conversation
+        for reply in outcome.replies:
+            renderer.render_parts(reply, caps)
+    results["engine_baseline"] = {"steps_per_s": steps / (time.perf_counter() - started)}
+
+
+async def burst(workdir: Path, results: dict[str, Any], residents: int = 300, limit: float = 30.0) -> None:
+    """``residents`` new residents write at once to a channel limited to ``limit`` messages per second
+    (SQLite, ``serve`` alone): how long until every one of them has an answer, and how many 429s."""
+    tg_port = free_port()
+    fake = Process(pinned(1, [sys.executable, "-m", "bench.fake_server", str(tg_port), str(limit)]))
+    tg_root = f"http://127.0.0.1:{tg_port}"
+    await wait_http(tg_root + "/stats")
+    url_db = await new_database("sqlite", workdir)
+    port = free_port()
+    env = bot_env(url_db, port, tg_root, workdir, TELEGRAM_RATE_PER_S=str(limit))
+    server = Process(pinned(0, [sys.executable, "-m", "bot", "serve"]), env, workdir / "burst.log")
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz")
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            url = f"http://127.0.0.1:{port}/webhooks/telegram"
+            started = time.perf_counter()
+            await asyncio.gather(
+                *(
+                    session.post(url, data=update(70_000_000 + n, 5_000_000 + n, "👋"), headers=headers)
+                    for n in range(residents)
+                )
+            )
+            stats: dict[str, Any] = {}
+            while time.perf_counter() - started < 120:
+                async with session.get(tg_root + "/stats") as resp:
+                    stats = await resp.json()
+                if stats["chats"] >= residents:
+                    break
+                await asyncio.sleep(0.02)
+            elapsed = time.perf_counter() - started
+        results["burst"] = {
+            "residents": residents,
+            "answered": stats.get("chats", 0),
+            "seconds": elapsed,
+            "ideal_seconds": residents / limit,
+            "share_of_limit": (residents / elapsed) / limit,
+            "http_429": stats.get("violations", 0),
+        }
+    finally:
+        server.stop()
+        fake.stop()
 
 
 async def bare_baseline(results: dict[str, Any], total: int) -> None:
@@ -445,30 +535,49 @@ def table(results: dict[str, Any]) -> str:
                 "ceiling",
             )
         )
-    for kind, target in (("sqlite", "≥ 4,000/s"), ("postgresql", "≥ 3,000/s")):
+    engine = results.get("engine_baseline")
+    if engine:
+        rows.append(
+            ("pure engine step + rendering (baseline)", f"{engine['steps_per_s']:,.0f} steps/s, one core", "ceiling")
+        )
+    for kind, label, target, steps_target in (
+        ("sqlite", "sqlite, serve alone", "≥ 25 % of the echo", "≥ 1,500 steps/s"),
+        ("postgresql", "postgresql, serve --web-only + 2 workers", "—", "≥ 2,000 steps/s"),
+    ):
         r = results.get(f"inbound_{kind}")
         if r:
+            share = f" = {r['rate'] / bare['rate'] * 100:.1f} % of the echo" if bare else ""
             rows.append(
                 (
-                    f"/webhooks/telegram on {kind}, 1,000 residents",
-                    f"{r['rate']:,.0f} msg/s acked, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms",
+                    f"/webhooks/telegram, {label}",
+                    f"{r['rate']:,.0f} msg/s acked{share}, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms",
                     target,
                 )
             )
             rows.append(
                 (
-                    f"  at 1,000 msg/s offered ({kind})",
+                    f"  ack latency at 1,000 msg/s offered ({kind})",
                     f"p50 {r['open_loop_1000']['p50_ms']:.1f} ms, p99 {r['open_loop_1000']['p99_ms']:.1f} ms",
-                    "p99 ≤ 25 ms",
+                    "p99 ≤ 50 ms",
                 )
             )
             rows.append(
                 (
                     f"  dialogue steps processed ({kind})",
                     f"{r['steps_per_s']:,.0f} steps/s; {r['backlog_after_load']:,} still queued when the load stopped",
-                    "—",
+                    steps_target,
                 )
             )
+    b = results.get("burst")
+    if b:
+        rows.append(
+            (
+                f"burst: {b['residents']} new residents at a 30 msg/s limit",
+                f"all answered in {b['seconds']:.1f} s (ideal {b['ideal_seconds']:.0f} s) = "
+                f"{b['share_of_limit'] * 100:.0f} % of the limit; {b['http_429']} × HTTP 429",
+                "≥ 95 %, 0 × 429",
+            )
+        )
     for kind in ("sqlite", "postgresql"):
         r = results.get(f"broadcast_enqueue_{kind}")
         if r:
@@ -476,11 +585,11 @@ def table(results: dict[str, Any]) -> str:
                 (
                     f"enqueue broadcast, 5 languages ({kind})",
                     f"{r['recipients']:,} recipients in {r['seconds']:.2f} s",
-                    "≤ 5 s for 100,000",
+                    "≤ 3 s for 100,000 (PostgreSQL)",
                 )
             )
         for key, label, target in (
-            (f"sender_{kind}_unlimited", "sender, no limit", "≥ 1,000/s"),
+            (f"sender_{kind}_unlimited", "sender, no limit", "≥ 1,500/s with 100,000 queued"),
             (f"sender_{kind}_limit_30", "sender, 30/s limit", "≥ 95 % of limit, 0 violations"),
         ):
             s = results.get(key)
@@ -541,9 +650,12 @@ async def main() -> None:
         await wait_http(tg_root + "/stats")
         try:
             if args.only in (None, "inbound"):
+                engine_baseline(results)
                 await bare_baseline(results, total)
                 for kind in kinds:
                     await inbound(kind, workdir, tg_root, total, results)
+                if "sqlite" in kinds:
+                    await burst(workdir, results)
         finally:
             fake.stop()
         for kind in kinds if args.only in (None, "outbound", "memory") else []:

@@ -94,15 +94,6 @@ def build(
     service.metrics = metrics
     sender = Sender(db, channels.push, flows, clock, rates=channels.rates, metrics=metrics)
     service.on_outbox = sender.wake
-    return Kiezstimme(
-        settings,
-        flows,
-        catalogs,
-        engine,
-        db,
-        service,
-        channels,
-        InboxProcessor(service, web_only=web_only),
-        sender,
-        metrics,
-    )
+    inbox = InboxProcessor(service, web_only=web_only)
+    sender.yield_to(inbox.busy)
+    return Kiezstimme(settings, flows, catalogs, engine, db, service, channels, inbox, sender, metrics)

@@ -52,13 +52,24 @@ def utcnow() -> datetime:
 
 
 def new_reference() -> str:
-    """A code like ``K7Q-3MX``: six characters of the alphabet from one random draw."""
-    n = secrets.randbelow(len(REFERENCE_ALPHABET) ** 6)
-    chars = []
-    for _ in range(6):
-        n, digit = divmod(n, len(REFERENCE_ALPHABET))
-        chars.append(REFERENCE_ALPHABET[digit])
-    return "".join(chars[:3]) + "-" + "".join(chars[3:])
+    """A code like ``K7Q-3MX`` from the unambiguous alphabet."""
+    return new_references(1)[0]
+
+
+def new_references(count: int) -> list[str]:
+    """``count`` codes from one draw of the system's randomness (one call for a whole batch of steps)."""
+    size = len(REFERENCE_ALPHABET)
+    n = secrets.randbits(40 * count)  # 6 letters of 24 need log2(24**6) = 27.5 bits; 40 leave no bias to speak of
+    codes = []
+    for _ in range(count):
+        n, value = divmod(n, 1 << 40)
+        value %= size**6
+        chars = []
+        for _ in range(6):
+            value, digit = divmod(value, size)
+            chars.append(REFERENCE_ALPHABET[digit])
+        codes.append("".join(chars[:3]) + "-" + "".join(chars[3:]))
+    return codes
 
 
 def _message(payload: dict[str, Any]) -> Message:
@@ -259,6 +270,7 @@ class ConversationService:
         """The pure steps, one per message (no database here)."""
         now = self.clock()
         plans = []
+        references = iter(new_references(len(rows)))
         for row in rows:
             resident = residents.get((row.channel, row.address))
             session = sessions.get(resident.id) if resident is not None else None
@@ -266,7 +278,7 @@ class ConversationService:
             caps = capabilities(row.channel)
             ctx = Context(
                 now=now,
-                new_reference=new_reference(),
+                new_reference=next(references),
                 session_timeout=self.session_timeout,
                 accepts_media=bool(caps.media),
                 zone=self.zone,

@@ -18,12 +18,8 @@ from typing import Any
 
 from telegram import (
     Bot,
-    CallbackQuery,
-    ChatMemberUpdated,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
-    Message,
-    Update,
 )
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.warnings import PTBUserWarning
@@ -124,17 +120,16 @@ class TelegramChannel:
         )
 
     def parse(self, data: dict[str, Any]) -> ParsedUpdate:
-        update = Update.de_json(data, self.bot)
+        """The parts of a Bot API ``Update`` the dialogue needs, read straight from its JSON
+        (building PTB objects for every update cost more than the rest of the acknowledgement)."""
         parsed = ParsedUpdate()
-        if update is None:
-            return parsed
-        provider_id = str(update.update_id)
-        if update.my_chat_member is not None:
-            _parse_membership(update.my_chat_member, parsed)
-        elif update.callback_query is not None:
-            _parse_pressed_button(update.callback_query, provider_id, parsed)
-        elif update.message is not None and update.message.chat.type == "private":
-            parsed.inbound.append(_message_inbound(update.message, provider_id))
+        provider_id = str(data["update_id"])
+        if "my_chat_member" in data:
+            _parse_membership(_obj(data, "my_chat_member"), parsed)
+        elif "callback_query" in data:
+            _parse_pressed_button(_obj(data, "callback_query"), provider_id, parsed)
+        elif "message" in data and _obj(_obj(data, "message"), "chat").get("type") == "private":
+            parsed.inbound.append(_message_inbound(_obj(data, "message"), provider_id))
         # edits, channel posts, groups: acknowledged, not answered
         return parsed
 
@@ -204,39 +199,66 @@ class TelegramChannel:
             self._ready = False
 
 
-def _parse_membership(member: ChatMemberUpdated, parsed: ParsedUpdate) -> None:
+def _obj(data: Any, key: str) -> dict[str, Any]:
+    """A nested object of the update, or ``{}``; anything else is not an Update (ValueError)."""
+    value = data.get(key) if isinstance(data, dict) else None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} is not an object")
+    return value
+
+
+def _str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{key} is not a string")
+    return value
+
+
+def _chat_id(chat: dict[str, Any]) -> str:
+    chat_id = chat.get("id")
+    if not isinstance(chat_id, int) or isinstance(chat_id, bool):
+        raise ValueError("chat.id is not a number")
+    return str(chat_id)
+
+
+def _parse_membership(member: dict[str, Any], parsed: ParsedUpdate) -> None:
     """A resident blocked the bot (or unblocked it): reachability news, nothing to answer."""
-    if member.chat.type == "private":
-        reachable = member.new_chat_member.status not in ("kicked", "left")
-        parsed.reachability.append(ReachabilityChange(NAME, str(member.chat.id), reachable))
+    chat = _obj(member, "chat")
+    if chat.get("type") == "private":
+        reachable = _obj(member, "new_chat_member").get("status") not in ("kicked", "left")
+        parsed.reachability.append(ReachabilityChange(NAME, _chat_id(chat), reachable))
 
 
-def _parse_pressed_button(query: CallbackQuery, provider_id: str, parsed: ParsedUpdate) -> None:
+def _parse_pressed_button(query: dict[str, Any], provider_id: str, parsed: ParsedUpdate) -> None:
     """A pressed inline button: the choice for the inbox, and the button to acknowledge."""
-    message = query.message
-    if message is None or message.chat.type != "private":
+    message = _obj(query, "message")
+    chat = _obj(message, "chat")
+    if not message or chat.get("type") != "private":
         return
-    parsed.callback = {"id": query.id, "chat_id": message.chat.id, "message_id": message.message_id}
+    parsed.callback = {"id": str(query["id"]), "chat_id": int(_chat_id(chat)), "message_id": message.get("message_id")}
     parsed.inbound.append(
         Inbound(
             channel=NAME,
-            address=str(message.chat.id),
+            address=_chat_id(chat),
             provider_id=provider_id,
-            choice=query.data or "",
-            locale_hint=query.from_user.language_code if query.from_user else None,
+            choice=_str(query, "data") or "",
+            locale_hint=_str(_obj(query, "from"), "language_code"),
         )
     )
 
 
-def _message_inbound(message: Message, provider_id: str) -> Inbound:
+def _message_inbound(message: dict[str, Any], provider_id: str) -> Inbound:
     """A resident's private message: text (a /start deep link keeps its source), voice, photo, or other."""
-    hint = message.from_user.language_code if message.from_user else None
-    address = str(message.chat.id)
+    hint = _str(_obj(message, "from"), "language_code")
+    address = _chat_id(_obj(message, "chat"))
+    caption = _str(message, "caption")
 
     def inbound(text: str | None, media: Media | None = None, extra: dict[str, Any] | None = None) -> Inbound:
         return Inbound(NAME, address, provider_id, text=text, media=media, locale_hint=hint, extra=extra or {})
 
-    text = message.text
+    text = _str(message, "text")
     if text is not None:
         extra: dict[str, Any] = {}
         link = _DEEP_LINK.match(text.strip())
@@ -245,15 +267,20 @@ def _message_inbound(message: Message, provider_id: str) -> Inbound:
             if link.group(1):
                 extra["source"] = link.group(1)
         return inbound(text, extra=extra)
-    if message.voice is not None:
-        voice = message.voice
-        return inbound(
-            message.caption, _remote("voice", voice.mime_type or "audio/ogg", voice.file_size, voice.file_id)
-        )
-    if message.photo:
-        photo = max(message.photo, key=lambda p: (p.file_size or 0, p.width * p.height))
-        return inbound(message.caption, _remote("photo", "image/jpeg", photo.file_size, photo.file_id))
-    return inbound(message.caption, Media(kind="unsupported", ref=""))  # stickers, documents, locations…
+    voice = _obj(message, "voice")
+    if voice:
+        mime = _str(voice, "mime_type") or "audio/ogg"
+        return inbound(caption, _remote("voice", mime, _size(voice), str(voice["file_id"])))
+    photos = message.get("photo")
+    if isinstance(photos, list) and photos and all(isinstance(p, dict) for p in photos):
+        photo = max(photos, key=lambda p: (_size(p) or 0, int(p.get("width") or 0) * int(p.get("height") or 0)))
+        return inbound(caption, _remote("photo", "image/jpeg", _size(photo), str(photo["file_id"])))
+    return inbound(caption, Media(kind="unsupported", ref=""))  # stickers, documents, locations…
+
+
+def _size(item: dict[str, Any]) -> int | None:
+    size = item.get("file_size")
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
 
 
 def _remote(kind: str, mime: str, size: int | None, file_id: str) -> Media:

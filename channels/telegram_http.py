@@ -56,6 +56,7 @@ class AiohttpRequest(BaseRequest):
         read = read_timeout if isinstance(read_timeout, (int, float)) else self._read_timeout
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout, sock_read=read)
         data: object = None
+        headers: dict[str, str] | None = None
         if request_data is not None:
             if request_data.contains_files:
                 form = aiohttp.FormData()
@@ -66,10 +67,11 @@ class AiohttpRequest(BaseRequest):
                     else:
                         form.add_field(name, value)
                 data = form
-            else:
-                data = request_data.json_parameters  # form-encoded, JSON values, as PTB's own transport
+            else:  # a JSON body: Telegram takes it, and it is cheaper to build than a form
+                data = request_data.json_payload
+                headers = {"Content-Type": "application/json"}
         try:
-            async with self._session.request(method, url, data=data, timeout=timeout) as resp:
+            async with self._session.request(method, url, data=data, headers=headers, timeout=timeout) as resp:
                 return resp.status, await resp.read()
         except TimeoutError as exc:
             raise TimedOut("Telegram did not answer in time") from exc

@@ -34,13 +34,24 @@ class StepBatches:
     (at most ``max_batch``, so a write transaction stays short and a webhook
     never waits long for the writer)."""
 
-    def __init__(self, service: ConversationService, max_batch: int = 64, parallel: int = 2) -> None:
+    # while webhooks keep arriving, processing takes at most this share of the time,
+    # so acknowledgements stay fast while a backlog drains; with none arriving, all of it
+    BUSY_SHARE = 0.2
+    BUSY_WINDOW = 0.05  # seconds since the last webhook that count as "arriving"
+    BUSY_BATCH = 16  # steps per batch meanwhile: the writer is never held long
+
+    def __init__(self, service: ConversationService, max_batch: int = 64, parallel: int = 1) -> None:
         self.service = service
+        self.last_arrival = 0.0
         self.max_batch = max_batch
         self._waiting: list[tuple[Sender, asyncio.Future[bool]]] = []
         self._running = 0
         self._parallel = parallel
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def busy(self) -> bool:
+        """Webhooks are arriving right now."""
+        return asyncio.get_running_loop().time() - self.last_arrival < self.BUSY_WINDOW
 
     async def next_of(self, sender: Sender) -> bool:
         """Process the sender's oldest waiting message; False if none waits."""
@@ -57,8 +68,13 @@ class StepBatches:
         try:
             while self._waiting:
                 await asyncio.sleep(0)  # let the drains that are ready hand in theirs
-                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+                loop = asyncio.get_running_loop()
+                size = self.BUSY_BATCH if self.busy() else self.max_batch  # short write transactions while busy
+                batch, self._waiting = self._waiting[:size], self._waiting[size:]
+                started = loop.time()
                 await self._one(batch)
+                if self.busy():  # acknowledgements first
+                    await asyncio.sleep((loop.time() - started) * (1 - self.BUSY_SHARE) / self.BUSY_SHARE)
         finally:
             self._running -= 1
 
@@ -115,10 +131,15 @@ class InboxProcessor:
         self._to_release: set[Sender] = set()
         self._claimer: asyncio.Task[None] | None = None
 
+    def busy(self) -> bool:
+        """Webhooks are arriving right now (the sender steps back too)."""
+        return self._batches.busy()
+
     async def receive(self, inbound: Inbound, *, wait: bool = False) -> bool:
         """Store a message durably; False if it was seen before. A new one is
         processed in order after the sender's earlier messages: in the
         background, or before returning with ``wait``."""
+        self._batches.last_arrival = asyncio.get_running_loop().time()
         inbox_id = await self.service.receive(inbound)
         if inbox_id is None:
             return False

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
 BASE_DELAY = 1.0
 MAX_DELAY = 15 * 60.0
+BUSY_BATCH = 20  # sends per batch without a rate limit while webhooks arrive
+BUSY_PAUSE = 0.01  # seconds between batches then
 LEASE = timedelta(seconds=float(os.environ.get("OUTBOX_LEASE_SECONDS") or 60))
 Clock = Callable[[], datetime]
 
@@ -93,6 +95,7 @@ class ChannelSender:
         self.bucket = pacer_for(rate, channel.capabilities.rate_unit)
         self.rate = rate
         self.metrics = metrics
+        self.busy: Callable[[], bool] = lambda: False  # webhooks arriving right now (acknowledgements first)
         self.max_batch = max_batch
         self.elect = elect
         self.wakeup = asyncio.Event()
@@ -104,7 +107,7 @@ class ChannelSender:
         """What the pacer lets go at once (a second's allowance; half a second when evenly
         spaced): small enough that replies never wait long behind bulk."""
         if self.rate is None:
-            return self.max_batch
+            return BUSY_BATCH if self.busy() else self.max_batch
         share = self.rate / 2 if isinstance(self.bucket, EvenPacer) else self.rate
         return max(1, min(self.max_batch, int(share)))
 
@@ -143,6 +146,8 @@ class ChannelSender:
         sending: asyncio.Task[None] | None = None
         try:
             while True:
+                if self.busy():  # webhooks arriving: leave the process to their acknowledgements a moment
+                    await asyncio.sleep(BUSY_PAUSE)
                 claimed = 0
                 try:
                     if await self.is_leader():
@@ -378,6 +383,11 @@ class Sender:
             for name, channel in channels.items()
         }
         self._tasks: list[asyncio.Task[None]] = []
+
+    def yield_to(self, busy: Callable[[], bool]) -> None:
+        """Let every channel sender step back while ``busy()`` (webhooks arriving)."""
+        for sender in self.senders.values():
+            sender.busy = busy
 
     def wake(self) -> None:
         for sender in self.senders.values():

@@ -40,7 +40,11 @@ class InboxRepository:
         self._queue: list[tuple[dict[str, Any], asyncio.Future[int | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         insert = sqlite.insert if db.is_sqlite else postgresql.insert
-        self._insert_base = insert(InboundMessage)
+        self._insert_many = (
+            insert(InboundMessage)
+            .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+            .returning(InboundMessage.id, InboundMessage.channel, InboundMessage.provider_id)
+        )
 
     # -- storing (group commit) ---------------------------------------------------------
 
@@ -81,12 +85,10 @@ class InboxRepository:
                     future.set_result(inbox_id)
 
     def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
-        stmt = (
-            self._insert_base.values(rows)
-            .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-            .returning(InboundMessage.id, InboundMessage.channel, InboundMessage.provider_id)
-        )
-        return {(r.channel, r.provider_id): r.id for r in conn.execute(stmt).all()}
+        # one statement, compiled once: SQLAlchemy's "insertmanyvalues" turns the executemany
+        # into multi-row INSERTs with RETURNING, without compiling a new statement per batch size
+        result = conn.execute(self._insert_many, rows)
+        return {(r.channel, r.provider_id): r.id for r in result.all()}
 
     # -- reading --------------------------------------------------------------------------
 

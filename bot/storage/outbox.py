@@ -9,6 +9,7 @@ record the results of a batch in one transaction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -92,7 +93,11 @@ class SentRecord:
     segments: int | None
 
 
-def _claim_statement(channel: str, now: datetime, limit: int) -> Any:
+@functools.cache
+def _claim_statement(channel: str, limit: int) -> Any:
+    """Built once per channel and batch size (with ``:now`` bound at each claim): building
+    this statement cost more than running it."""
+    now = bindparam("now", type_=OutboundMessage.updated_at.type)
     o = aliased(OutboundMessage)
     earlier = aliased(OutboundMessage)
     blocked = exists().where(  # an earlier message to the same resident still waits or is in flight
@@ -233,8 +238,8 @@ class OutboxRepository:
 
     async def claim(self, channel: str, now: datetime, limit: int) -> list[Any]:
         """Up to ``limit`` due messages (``pending`` → ``sending``), in priority and id order."""
-        stmt = _claim_statement(channel, now, limit)
-        rows = await self.db.run(lambda conn: conn.execute(stmt).all())
+        stmt = _claim_statement(channel, limit)
+        rows = await self.db.run(lambda conn: conn.execute(stmt, {"now": now}).all())
         return sorted(rows, key=lambda r: (r.priority, r.id))
 
     async def sweep(self, channel: str, now: datetime, lease: timedelta) -> None:
