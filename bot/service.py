@@ -16,7 +16,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,17 @@ class _Plan:
     outcome: Any
     outs: list[Outgoing]
     now: datetime
+
+
+@dataclass
+class _Writes:
+    """What the steps of a batch write alike, collected for one executemany each."""
+
+    sessions: list[tuple[int, StoredSession | None, Dialogue]] = field(default_factory=list)
+    profiles: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    identities: list[int] = field(default_factory=list)
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    done: list[tuple[int, int | None]] = field(default_factory=list)
 
 
 def _needs_media(row: Any) -> bool:
@@ -289,18 +300,18 @@ class ConversationService:
         return plans
 
     def _write(self, conn: Connection, plans: list[_Plan], erased_media: list[str]) -> dict[int, bool]:
-        """All steps of the batch in one transaction; residents locked in one order (no deadlock)."""
+        """All steps of the batch in one transaction, what repeats per step in one executemany
+        each; residents locked in one order (no deadlock)."""
         still = self.inbox.lock_pending(conn, [p.row.id for p in plans])
         results: dict[int, bool] = {}
-        replies: list[dict[str, Any]] = []
-        done: list[tuple[int, int | None]] = []
+        batch = _Writes()
         for plan in sorted(plans, key=lambda p: (p.row.channel, p.row.address)):
             row = plan.row
             results[row.id] = row.id in still
             if row.id not in still:
                 continue
-            resident_id = self._write_one(conn, plan, erased_media)
-            replies += self.outbox.reply_rows(
+            resident_id = self._write_one(conn, plan, erased_media, batch)
+            batch.replies += self.outbox.reply_rows(
                 plan.outs,
                 channel=row.channel,
                 address=row.address,
@@ -308,13 +319,17 @@ class ConversationService:
                 inbound_id=row.id,
                 now=plan.now,
             )
-            done.append((row.id, resident_id))
-        self.outbox.add_replies(conn, replies)
-        self.inbox.mark_done(conn, done, plans[0].now if plans else self.clock())
+            batch.done.append((row.id, resident_id))
+        now = plans[0].now if plans else self.clock()
+        self.sessions.save_many(conn, batch.sessions, now)  # a concurrent change fails the batch here
+        self.residents.save_profiles(conn, batch.profiles)
+        self.residents.touch_identities(conn, batch.identities, now)
+        self.outbox.add_replies(conn, batch.replies)
+        self.inbox.mark_done(conn, batch.done, now)
         return results
 
-    def _write_one(self, conn: Connection, plan: _Plan, erased_media: list[str]) -> int | None:
-        """One step's writes; the resident's id, or None once erased."""
+    def _write_one(self, conn: Connection, plan: _Plan, erased_media: list[str], batch: _Writes) -> int | None:
+        """One step's own writes (what repeats goes into ``batch``); the resident's id, or None once erased."""
         row, outcome, now = plan.row, plan.outcome, plan.now
         self.residents.lock(conn, row.channel, row.address)
         resident = plan.resident
@@ -324,23 +339,17 @@ class ConversationService:
             erased_media.extend(self.residents.erase(conn, resident.id))
             return None
         source = ((row.payload or {}).get("extra") or {}).get("source")
-        # the session first: a concurrent step makes this fail before anything else is written
-        self.sessions.save(conn, resident.id, plan.session, outcome.conversation.dialogue, now)
-        self._apply(conn, resident, row.channel, outcome.conversation.profile, outcome.effects, now, source)
-        self.residents.touch_identity(conn, resident.identity_id, now)
+        batch.sessions.append((resident.id, plan.session, outcome.conversation.dialogue))
+        consent_version = self._apply(conn, resident, row.channel, outcome.effects, now)
+        changes = self.residents.profile_changes(
+            resident, outcome.conversation.profile, now, consent_version=consent_version, source=source
+        )
+        batch.profiles.append((resident.id, changes))
+        batch.identities.append(resident.identity_id)
         return int(resident.id)
 
-    def _apply(
-        self,
-        conn: Connection,
-        resident: Any,
-        channel: str,
-        profile: Profile,
-        effects: list[Any],
-        now: datetime,
-        source: str | None = None,
-    ) -> None:
-        """The step's effects, then what changed of the profile."""
+    def _apply(self, conn: Connection, resident: Any, channel: str, effects: list[Any], now: datetime) -> str | None:
+        """The step's effects; the consent version if consent was given."""
         consent_version = None
         for effect in effects:
             if isinstance(effect, RecordConsent):
@@ -372,7 +381,7 @@ class ConversationService:
                     media=effect.media,
                     now=now,
                 )
-        self.residents.save_profile(conn, resident, profile, now, consent_version=consent_version, source=source)
+        return consent_version
 
     def _unlink(self, refs: list[str]) -> None:
         root = self.media_dir.resolve()

@@ -12,7 +12,6 @@ each node kind by its own small handler (``nodes.py``).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -60,7 +59,7 @@ class Engine:
             run = Run(self, conversation, ctx)
             run.reminder_due(given)
             return Outcome(run.conv, run.replies, run.effects)
-        run = Run(self, copy.deepcopy(conversation), ctx)
+        run = Run(self, conversation.copy(), ctx)
         if isinstance(given, SessionExpired):
             run.expire()
         else:

@@ -87,17 +87,16 @@ class ResidentRepository:
     def add_consent(self, conn: Connection, resident_id: int, version: str, now: datetime) -> None:
         conn.execute(_INSERT_CONSENT, {"resident_id": resident_id, "version": version, "given_at": now})
 
-    def save_profile(
+    def profile_changes(
         self,
-        conn: Connection,
         resident: Any,
         profile: Profile,
         now: datetime,
         *,
         consent_version: str | None = None,
         source: str | None = None,
-    ) -> None:
-        """Store what changed of the profile; they wrote to us, so they are reachable again."""
+    ) -> dict[str, Any]:
+        """The columns to store of a changed profile; they wrote to us, so they are reachable again."""
         values: dict[str, Any] = {"last_inbound_at": now}
         if source and not resident.source:
             values["source"] = source[:64]  # where they came from, e.g. a poster's deep link
@@ -112,13 +111,27 @@ class ResidentRepository:
         if consent_version is not None:
             values["consented_at"] = now
             values["consent_version"] = consent_version
-        conn.execute(
-            _update_resident(tuple(sorted(values))), {"rid": resident.id} | {f"v_{k}": v for k, v in values.items()}
-        )
+        return values
+
+    def save_profile(self, conn: Connection, resident: Any, profile: Profile, now: datetime, **kwargs: Any) -> None:
+        self.save_profiles(conn, [(resident.id, self.profile_changes(resident, profile, now, **kwargs))])
+
+    def save_profiles(self, conn: Connection, changes: list[tuple[int, dict[str, Any]]]) -> None:
+        """Profile changes of several residents: one executemany per set of changed columns."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for resident_id, values in changes:
+            key = tuple(sorted(values))
+            groups.setdefault(key, []).append({"rid": resident_id} | {f"v_{k}": v for k, v in values.items()})
+        for columns, rows in groups.items():
+            conn.execute(_update_resident(columns), rows)
 
     def touch_identity(self, conn: Connection, identity_id: int, now: datetime) -> None:
-        """The time of the last message through this identity (the WhatsApp reply window)."""
-        conn.execute(_TOUCH_IDENTITY, {"iid": identity_id, "now": now})
+        self.touch_identities(conn, [identity_id], now)
+
+    def touch_identities(self, conn: Connection, identity_ids: list[int], now: datetime) -> None:
+        """The time of the last message through these identities (the WhatsApp reply window)."""
+        if identity_ids:
+            conn.execute(_TOUCH_IDENTITY, [{"iid": i, "now": now} for i in identity_ids])
 
     def erase(self, conn: Connection, resident_id: int) -> list[str]:
         """Delete the resident and everything personal (cascades); the media files to unlink."""

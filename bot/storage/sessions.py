@@ -78,6 +78,32 @@ class SessionRepository:
         if conn.execute(_UPDATE, values | {"next": previous.version + 1}).rowcount != 1:
             raise Conflict()
 
+    def save_many(
+        self, conn: Connection, saves: list[tuple[int, StoredSession | None, Dialogue]], now: datetime
+    ) -> None:
+        """Several residents' sessions in two executemany statements; :class:`Conflict` if any changed meanwhile."""
+        fresh = [
+            {"resident_id": rid, "state": d.to_json(), "version": 1, "updated_at": now}
+            for rid, old, d in saves
+            if old is None
+        ]
+        seen = [
+            {"rid": rid, "seen": old.version, "next": old.version + 1, "state": d.to_json(), "now": now}
+            for rid, old, d in saves
+            if old is not None
+        ]
+        if fresh:
+            conn.execute(_INSERT, fresh)
+        if not seen:
+            return
+        if conn.dialect.supports_sane_multi_rowcount:  # SQLite: one executemany tells how many it updated
+            if conn.execute(_UPDATE, seen).rowcount != len(seen):
+                raise Conflict()
+            return
+        for values in seen:  # asyncpg reports no count for an executemany: one at a time
+            if conn.execute(_UPDATE, values).rowcount != 1:
+                raise Conflict()
+
     async def of_residents(self, resident_ids: Iterable[int]) -> dict[int, SessionSnapshot]:
         ids = set(resident_ids)
         if not ids:
