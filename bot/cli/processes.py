@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 
 from bot.config import Settings
@@ -20,7 +19,7 @@ async def serve(settings: Settings, host: str, port: int, web_only: bool = False
     from bot.app import build
     from bot.web.app import make_app
 
-    if web_only and settings.is_sqlite and not os.environ.get("KZ_BENCH_ALLOW"):
+    if web_only and settings.is_sqlite:
         print("configuration error: --web-only needs PostgreSQL (on SQLite serve is the whole bot)", file=sys.stderr)
         raise SystemExit(2)
     kz = build(settings, web_only=web_only)
