@@ -303,6 +303,7 @@ class ConversationService:
         """All steps of the batch in one transaction, what repeats per step in one executemany
         each; residents locked in one order (no deadlock)."""
         still = self.inbox.lock_pending(conn, [p.row.id for p in plans])
+        self.residents.lock_many(conn, [(p.row.channel, p.row.address) for p in plans if p.row.id in still])
         results: dict[int, bool] = {}
         batch = _Writes()
         for plan in sorted(plans, key=lambda p: (p.row.channel, p.row.address)):
@@ -331,7 +332,6 @@ class ConversationService:
     def _write_one(self, conn: Connection, plan: _Plan, erased_media: list[str], batch: _Writes) -> int | None:
         """One step's own writes (what repeats goes into ``batch``); the resident's id, or None once erased."""
         row, outcome, now = plan.row, plan.outcome, plan.now
-        self.residents.lock(conn, row.channel, row.address)
         resident = plan.resident
         if resident is None:
             resident = self.residents.create(conn, row.channel, row.address, now)

@@ -41,7 +41,10 @@ _INSERT_CONSENT = insert(Consent)
 _TOUCH_IDENTITY = (
     update(ChannelIdentity).where(ChannelIdentity.id == bindparam("iid")).values(last_inbound_at=bindparam("now"))
 )
-_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+_ADVISORY_LOCKS = text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
+    " FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS ordered"
+)
 
 
 @functools.cache
@@ -80,9 +83,14 @@ class ResidentRepository:
         return self.find(conn, channel, address)
 
     def lock(self, conn: Connection, channel: str, address: str) -> None:
-        """One step at a time per resident, across processes (PostgreSQL; SQLite has one writer anyway)."""
-        if not self.db.is_sqlite:
-            conn.execute(_ADVISORY_LOCK, {"key": f"{channel}:{address}"})
+        self.lock_many(conn, [(channel, address)])
+
+    def lock_many(self, conn: Connection, senders: list[tuple[str, str]]) -> None:
+        """One step at a time per resident, across processes (PostgreSQL; SQLite has one writer
+        anyway): the transaction's locks for all the batch's residents in one statement, taken
+        in one order so that two batches never wait for each other in a circle."""
+        if not self.db.is_sqlite and senders:
+            conn.execute(_ADVISORY_LOCKS, {"keys": sorted(f"{c}:{a}" for c, a in senders)})
 
     def add_consent(self, conn: Connection, resident_id: int, version: str, now: datetime) -> None:
         conn.execute(_INSERT_CONSENT, {"resident_id": resident_id, "version": version, "given_at": now})

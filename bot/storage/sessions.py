@@ -4,11 +4,12 @@ concurrency (``version``). The stored JSON is read and written only through
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from bot.conversation.session import Dialogue
@@ -44,6 +45,13 @@ _UPDATE = (
     .where(Session.resident_id == bindparam("rid"), Session.version == bindparam("seen"))
     .values(state=bindparam("state"), version=bindparam("next"), updated_at=bindparam("now"))
 )
+
+
+_UPDATE_MANY_PG = text(
+    "UPDATE sessions AS s SET state = CAST(v.state AS json), version = v.seen + 1, updated_at = :now"
+    " FROM unnest(CAST(:rids AS bigint[]), CAST(:seen AS integer[]), CAST(:states AS text[])) AS v(rid, seen, state)"
+    " WHERE s.resident_id = v.rid AND s.version = v.seen RETURNING s.resident_id"
+).bindparams(bindparam("now", type_=Session.updated_at.type))
 
 
 class SessionRepository:
@@ -100,9 +108,16 @@ class SessionRepository:
             if conn.execute(_UPDATE, seen).rowcount != len(seen):
                 raise Conflict()
             return
-        for values in seen:  # asyncpg reports no count for an executemany: one at a time
-            if conn.execute(_UPDATE, values).rowcount != 1:
-                raise Conflict()
+        # asyncpg reports no row count for an executemany: one UPDATE … FROM unnest(…) for the
+        # batch instead, whose RETURNING tells which sessions were still as we read them
+        params = {
+            "rids": [v["rid"] for v in seen],
+            "seen": [v["seen"] for v in seen],
+            "states": [json.dumps(v["state"]) for v in seen],
+            "now": now,
+        }
+        if len(conn.execute(_UPDATE_MANY_PG, params).all()) != len(seen):
+            raise Conflict()
 
     async def of_residents(self, resident_ids: Iterable[int]) -> dict[int, SessionSnapshot]:
         ids = set(resident_ids)
