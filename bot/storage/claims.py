@@ -11,6 +11,7 @@ sender is free.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -31,15 +32,17 @@ class SenderClaims:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._conn: AsyncConnection | None = None
+        self._lock = asyncio.Lock()  # one connection: one statement at a time
 
     async def take(self, senders: list[Sender]) -> list[Sender]:
         """Those of the senders that no other process is draining, now ours."""
         if self.db.is_sqlite or not senders:
             return list(senders)
         try:
-            conn = await self._connection()
-            rows = (await conn.execute(_TAKE, _params(senders))).all()
-            await conn.commit()
+            async with self._lock:
+                conn = await self._connection()
+                rows = (await conn.execute(_TAKE, _params(senders))).all()
+                await conn.commit()
         except Exception:  # noqa: BLE001 - the connection is gone, and with it every claim
             log.warning("sender claims lost; taking them again", exc_info=True)
             await self.close()
@@ -50,8 +53,10 @@ class SenderClaims:
         if self.db.is_sqlite or not senders or self._conn is None:
             return
         try:
-            await self._conn.execute(_RELEASE, _params(senders))
-            await self._conn.commit()
+            async with self._lock:
+                conn = await self._connection()
+                await conn.execute(_RELEASE, _params(senders))
+                await conn.commit()
         except Exception:  # noqa: BLE001 - a closed connection released them already
             log.warning("could not release sender claims; closing their connection", exc_info=True)
             await self.close()
