@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -18,7 +18,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from bot.values import Rejected, SendError, Sent, StatusUpdate, WebhookRequest, WebhookResult
+from bot.values import Inbound, Rejected, SendError, Sent, StatusUpdate, WebhookRequest, WebhookResult
 from channels.base import BuildContext
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,25 @@ class TwilioAccount:
         if not self.verify(request.path_qs, form, signature):
             raise Rejected(403, "invalid signature")
         return form
+
+    async def inbound_message(
+        self,
+        request: WebhookRequest,
+        parse: Callable[[Mapping[str, Any]], Inbound],
+        belongs: Callable[[str], bool],
+        wrong: str,
+    ) -> WebhookResult:
+        """An inbound message webhook: signed, complete, and sent by the kind of sender the
+        route is for (``belongs(From)``; else 400 ``wrong``) — then parsed and acknowledged."""
+        try:
+            form = await self.signed_form(request)
+        except Rejected as exc:
+            return WebhookResult.reject(exc.status, exc.message)
+        if not has_required(form):
+            return WebhookResult.reject(400, "MessageSid and From are required")
+        if not belongs(str(form["From"])):
+            return WebhookResult.reject(400, wrong)
+        return acknowledge(inbound=(parse(form),))
 
     async def handle_status(self, request: WebhookRequest) -> WebhookResult:
         """A status callback (for SMS and WhatsApp alike) as a delivery report."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.values import Capabilities, Inbound, Media, Outgoing, Rejected, Sent, WebhookRequest, WebhookResult, media_kind
+from bot.values import Capabilities, Inbound, Media, Outgoing, Sent, WebhookRequest, WebhookResult, media_kind
 from channels import sms_text
 from channels.base import BuildContext, ChannelSpec
-from channels.twilio_base import STATUS_PATH, TwilioAccount, acknowledge, e164, has_required, shared_account
+from channels.twilio_base import STATUS_PATH, TwilioAccount, e164, shared_account
 
 NAME = "sms"
 WEBHOOK_PATH = "twilio/sms"
@@ -67,15 +67,12 @@ class SmsChannel:
         return "SmsChannel()"
 
     async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
-        try:
-            form = await self.account.signed_form(request)
-        except Rejected as exc:
-            return WebhookResult.reject(exc.status, exc.message)
-        if not has_required(form):
-            return WebhookResult.reject(400, "MessageSid and From are required")
-        if str(form["From"]).startswith(WHATSAPP_PREFIX):
-            return WebhookResult.reject(400, "a WhatsApp message belongs on the WhatsApp route")
-        return acknowledge(inbound=(self.parse(form),))
+        return await self.account.inbound_message(
+            request,
+            self.parse,
+            belongs=lambda sender: not sender.startswith(WHATSAPP_PREFIX),
+            wrong="a WhatsApp message belongs on the WhatsApp route",
+        )
 
     def parse(self, form: Mapping[str, Any]) -> Inbound:
         return Inbound(

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from bot.values import Capabilities, Inbound, Outgoing, Rejected, Sent, WebhookRequest, WebhookResult
+from bot.values import Capabilities, Inbound, Outgoing, Sent, WebhookRequest, WebhookResult
 from channels.base import BuildContext, ChannelSpec
-from channels.twilio_base import STATUS_PATH, TwilioAccount, acknowledge, e164, has_required, shared_account
+from channels.twilio_base import STATUS_PATH, TwilioAccount, e164, shared_account
 from channels.twilio_sms import remote_media
 
 NAME = "whatsapp"
@@ -48,15 +48,12 @@ class WhatsAppChannel:
         return "WhatsAppChannel()"
 
     async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
-        try:
-            form = await self.account.signed_form(request)
-        except Rejected as exc:
-            return WebhookResult.reject(exc.status, exc.message)
-        if not has_required(form):
-            return WebhookResult.reject(400, "MessageSid and From are required")
-        if not str(form["From"]).startswith(PREFIX):
-            return WebhookResult.reject(400, "not a WhatsApp message (From lacks whatsapp:)")
-        return acknowledge(inbound=(self.parse(form),))
+        return await self.account.inbound_message(
+            request,
+            self.parse,
+            belongs=lambda sender: sender.startswith(PREFIX),
+            wrong="not a WhatsApp message (From lacks whatsapp:)",
+        )
 
     def parse(self, form: Mapping[str, Any]) -> Inbound:
         raw = str(form["From"])
