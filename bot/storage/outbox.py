@@ -9,6 +9,7 @@ record the results of a batch in one transaction.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -367,35 +368,51 @@ class OutboxRepository:
         for lang, n in counts:
             if lang not in texts and (fallback is None or fallback not in texts):
                 result.without_text[lang or "?"] = n
-        async with self.db.transaction() as conn:
-            for lang in sorted(languages):
-                text_lang = lang if lang in texts else fallback
-                if text_lang is None or text_lang not in texts:
-                    continue
-                direction = (directions or {}).get(text_lang, "ltr")
-                for channel in channels:
-                    for part_no, (part, segments) in enumerate(parts(channel, texts[text_lang])):
-                        source = _bulk_source(
-                            base,
-                            lang,
-                            channel,
-                            text_lang,
-                            part,
-                            segments,
-                            f"{key}:{part_no}:",
-                            {"direction": direction, "choices": []},
-                            expires_at,
-                            now,
-                        )
-                        inserted = await self._insert_bulk(conn, source)
-                        if part_no == 0 and inserted:
-                            result.enqueued[(channel, lang)] = result.enqueued.get((channel, lang), 0) + inserted
+        jobs: list[tuple[str, str, int, Select[Any]]] = []  # (channel, language, part number, rows)
+        for lang in sorted(languages):
+            text_lang = lang if lang in texts else fallback
+            if text_lang is None or text_lang not in texts:
+                continue
+            direction = (directions or {}).get(text_lang, "ltr")
+            for channel in channels:
+                for part_no, (part, segments) in enumerate(parts(channel, texts[text_lang])):
+                    source = _bulk_source(
+                        base,
+                        lang,
+                        channel,
+                        text_lang,
+                        part,
+                        segments,
+                        f"{key}:{part_no}:",
+                        {"direction": direction, "choices": []},
+                        expires_at,
+                        now,
+                    )
+                    jobs.append((channel, lang, part_no, source))
+        for (channel, lang, part_no, _), inserted in zip(jobs, await self._insert_all(jobs), strict=True):
+            if part_no == 0 and inserted:
+                result.enqueued[(channel, lang)] = result.enqueued.get((channel, lang), 0) + inserted
         if not self.db.is_sqlite and result.total >= 1000:
             # fresh statistics at once, so the senders' claim query keeps its index plan
             # (autovacuum would get there only after a while; meanwhile every claim scans)
             async with self.db.transaction() as conn:
                 await conn.execute(text("ANALYZE outbound_messages"))
         return result
+
+    async def _insert_all(self, jobs: list[tuple[str, str, int, Select[Any]]]) -> list[int]:
+        """Run the INSERT … SELECTs: on SQLite in one transaction; on PostgreSQL a few at a time in
+        transactions of their own, so the server works on several at once (enqueuing again is safe:
+        the idempotency key skips what is already there)."""
+        if self.db.is_sqlite:
+            async with self.db.transaction() as conn:
+                return [await self._insert_bulk(conn, source) for *_, source in jobs]
+        parallel = asyncio.Semaphore(8)
+
+        async def one(source: Select[Any]) -> int:
+            async with parallel, self.db.transaction() as conn:
+                return await self._insert_bulk(conn, source)
+
+        return list(await asyncio.gather(*(one(source) for *_, source in jobs)))
 
     async def _insert_bulk(self, conn: AsyncConnection, source: Select[Any]) -> int:
         insert_ = sqlite.insert if self.db.is_sqlite else postgresql.insert
