@@ -38,7 +38,7 @@ from bot.storage.sessions import Conflict, SessionRepository, StoredSession
 from bot.values import Inbound, Media, Outgoing, ReachabilityChange
 from channels.registry import Channels, capabilities
 
-__all__ = ["Conflict", "ConversationService", "Delivered", "new_pseudonym", "new_reference", "utcnow"]
+__all__ = ["Conflict", "ConversationService", "Delivered", "new_pseudonym", "new_references", "utcnow"]
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,6 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def new_reference() -> str:
-    """A code like ``K7Q-3MX`` from the unambiguous alphabet."""
-    return new_references(1)[0]
 
 
 def new_references(count: int) -> list[str]:

@@ -93,11 +93,6 @@ class Capabilities:
     delivery: str = "push"  # "push": a sender delivers to a provider; "pull": handed over when the client asks
     broadcasts: bool = True  # reachable later: reminders, announcements and notices go here too
 
-    @property
-    def answer_by(self) -> str:
-        """How a resident answers a choice: "tap" a button or type a "number"."""
-        return "tap" if self.buttons else "number"
-
     def fit(self, text: str) -> list[tuple[str, int | None]]:
         """The text as the channel sends it: split its way, never over ``max_text``; units per part."""
         parts = [piece for part in self.split(text) for piece in cut(part, self.max_text)]

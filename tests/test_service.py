@@ -222,3 +222,19 @@ async def test_export_is_pseudonymous_and_spreadsheet_safe(kz: Kiezstimme) -> No
     )
     assert "'=HYPERLINK" in csv_text and ",=HYPERLINK" not in csv_text
     assert "client-" not in csv_text
+
+
+async def test_a_database_error_that_is_logged_shows_no_address(db: Database) -> None:
+    """SQL parameters stay out of error messages (they end up in logs): both engines."""
+    import pytest
+    from sqlalchemy import text
+
+    secret = "+4915112345678"
+    query = text("SELECT * FROM no_such_table WHERE address = :a")
+    with pytest.raises(Exception) as caught:  # a unit of work (the synchronous engine on SQLite)
+        await db.run(lambda conn: conn.execute(query, {"a": secret}), write=False)
+    assert secret not in str(caught.value)
+    with pytest.raises(Exception) as caught:  # the async engine
+        async with db.read() as conn:
+            await conn.execute(query, {"a": secret})
+    assert secret not in str(caught.value)

@@ -202,13 +202,6 @@ class ChannelSender:
     async def claim(self) -> list[Any]:
         return await self.outbox.claim(self.name, self.clock(), self.batch)
 
-    async def drain_once(self) -> int:
-        """Claim one batch and deliver it (the loop overlaps the two)."""
-        rows = await self.claim()
-        if rows:
-            await self._deliver(rows)
-        return len(rows)
-
     async def _deliver(self, rows: list[Any]) -> None:
         windows = await self._last_inbound(rows) if self.window else {}
         queues: dict[str, list[Any]] = {}

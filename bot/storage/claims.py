@@ -43,8 +43,8 @@ class SenderClaims:
                 conn = await self._connection()
                 rows = (await conn.execute(_TAKE, _params(senders))).all()
                 await conn.commit()
-        except Exception:  # noqa: BLE001 - the connection is gone, and with it every claim
-            log.warning("sender claims lost; taking them again", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - the connection is gone, and with it every claim
+            log.warning("sender claims lost (%s); taking them again", type(exc).__name__)
             await self.close()
             raise
         return [(r.c, r.a) for r in rows]
@@ -57,8 +57,8 @@ class SenderClaims:
                 conn = await self._connection()
                 await conn.execute(_RELEASE, _params(senders))
                 await conn.commit()
-        except Exception:  # noqa: BLE001 - a closed connection released them already
-            log.warning("could not release sender claims; closing their connection", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - a closed connection released them already
+            log.warning("could not release sender claims (%s); closing their connection", type(exc).__name__)
             await self.close()
 
     async def _connection(self) -> AsyncConnection:

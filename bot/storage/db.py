@@ -88,6 +88,7 @@ def _sqlite_engine(url: str, begin: str, echo: bool) -> Engine:
     engine = create_engine(
         url.replace("sqlite+aiosqlite", "sqlite+pysqlite", 1),
         echo=echo,
+        hide_parameters=True,  # an error that is logged never shows an address
         connect_args={"check_same_thread": False},
         pool_size=4,
         max_overflow=4,
@@ -113,7 +114,8 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = database_url_for_driver(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        kwargs: dict = {"echo": echo}
+        # errors that end up in a log never show SQL parameters (phone numbers, chat ids)
+        kwargs: dict = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             path = make_url(self.url).database
             if path and path != ":memory:":

@@ -82,9 +82,6 @@ class ResidentRepository:
         )
         return self.find(conn, channel, address)
 
-    def lock(self, conn: Connection, channel: str, address: str) -> None:
-        self.lock_many(conn, [(channel, address)])
-
     def lock_many(self, conn: Connection, senders: list[tuple[str, str]]) -> None:
         """One step at a time per resident, across processes (PostgreSQL; SQLite has one writer
         anyway): the transaction's locks for all the batch's residents in one statement, taken
@@ -121,9 +118,6 @@ class ResidentRepository:
             values["consent_version"] = consent_version
         return values
 
-    def save_profile(self, conn: Connection, resident: Any, profile: Profile, now: datetime, **kwargs: Any) -> None:
-        self.save_profiles(conn, [(resident.id, self.profile_changes(resident, profile, now, **kwargs))])
-
     def save_profiles(self, conn: Connection, changes: list[tuple[int, dict[str, Any]]]) -> None:
         """Profile changes of several residents: one executemany per set of changed columns."""
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -132,9 +126,6 @@ class ResidentRepository:
             groups.setdefault(key, []).append({"rid": resident_id} | {f"v_{k}": v for k, v in values.items()})
         for columns, rows in groups.items():
             conn.execute(_update_resident(columns), rows)
-
-    def touch_identity(self, conn: Connection, identity_id: int, now: datetime) -> None:
-        self.touch_identities(conn, [identity_id], now)
 
     def touch_identities(self, conn: Connection, identity_ids: list[int], now: datetime) -> None:
         """The time of the last message through these identities (the WhatsApp reply window)."""

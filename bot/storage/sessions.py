@@ -73,19 +73,6 @@ class SessionRepository:
         stored = self.load(conn, resident_id)
         return None if stored is None else stored.dialogue
 
-    def save(
-        self, conn: Connection, resident_id: int, previous: StoredSession | None, dialogue: Dialogue, now: datetime
-    ) -> None:
-        """Insert the first session or update the one read; :class:`Conflict` if it changed meanwhile."""
-        if previous is None:
-            conn.execute(
-                _INSERT, {"resident_id": resident_id, "state": dialogue.to_json(), "version": 1, "updated_at": now}
-            )
-            return
-        values = {"rid": resident_id, "seen": previous.version, "state": dialogue.to_json(), "now": now}
-        if conn.execute(_UPDATE, values | {"next": previous.version + 1}).rowcount != 1:
-            raise Conflict()
-
     def save_many(
         self, conn: Connection, saves: list[tuple[int, StoredSession | None, Dialogue]], now: datetime
     ) -> None:
