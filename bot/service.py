@@ -70,11 +70,14 @@ def new_references(count: int) -> list[str]:
 def _message(payload: dict[str, Any]) -> Message:
     """The engine's view of a stored inbound payload."""
     media = payload.get("media")
+    extra = payload.get("extra") or {}
     return Message(
         text=payload.get("text"),
         choice=payload.get("choice"),
         media=Media(**{k: v for k, v in media.items() if k != "source"}) if media else None,
         locale_hint=payload.get("locale_hint"),
+        unsupported=extra.get("unsupported"),
+        album=extra.get("album"),
     )
 
 

@@ -50,6 +50,8 @@ class Message:
     choice: str | None = None  # the value of a pressed button
     media: Media | None = None
     locale_hint: str | None = None
+    unsupported: str | None = None  # something we cannot use: "location", "contact", "poll", "sticker", "other"
+    album: str | None = None  # the provider's album id when several photos were sent at once
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,9 @@ class StoreIdea:
 
 @dataclass(frozen=True)
 class StoreFeedback:
+    """A rating of one statement: stored when given, a later comment or a repeat of
+    the dialogue updates the same record (one current rating per resident and statement)."""
+
     statement: str
     rating: str
     comment: str
@@ -87,7 +92,10 @@ class RecordConsent:
 
 @dataclass(frozen=True)
 class EraseResident:
-    pass
+    """Erase everything that names or reaches the resident; with ``keep_ideas`` their
+    ideas stay as anonymous text (no media, no link to anyone)."""
+
+    keep_ideas: bool = False
 
 
 @dataclass
