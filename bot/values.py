@@ -92,6 +92,7 @@ class Capabilities:
     window_label: str = "the reply window"  # how reasons name the window
     delivery: str = "push"  # "push": a sender delivers to a provider; "pull": handed over when the client asks
     broadcasts: bool = True  # reachable later: reminders, announcements and notices go here too
+    compact: bool = False  # every character costs (SMS): prompts use their short wording where they have one
 
     def fit(self, text: str) -> list[tuple[str, int | None]]:
         """The text as the channel sends it: split its way, never over ``max_text``; units per part."""

@@ -29,6 +29,7 @@ CAPABILITIES = Capabilities(
     max_text=1600,
     media=(),
     encoding="gsm7",
+    compact=True,
     split=split,
     units=segments,
     rate=1.0,

@@ -105,11 +105,14 @@ class Run:
         language: Any = ...,
         count: str | None = None,
         languages: tuple[str, ...] = (),
+        short: str | None = None,
     ) -> None:
         lang = self.p.language if language is ... else language
         singular, plural = (msgid, None) if isinstance(msgid, str) else msgid
         self.replies.append(
-            Reply(singular, lang, dict(params or {}), choices, plural=plural, count=count, languages=languages)
+            Reply(
+                singular, lang, dict(params or {}), choices, plural=plural, count=count, languages=languages, short=short
+            )
         )
 
     # -- inputs ----------------------------------------------------------------
@@ -286,9 +289,16 @@ class Run:
         """The node's question with its choices (in every candidate language before one is chosen)."""
         if node.multilingual and self.p.language is None:
             candidates = tuple(self.d.vars.get("_language_candidates") or ())
-            self.say(node.text or "", self.params(node), self.choices(node), language=None, languages=candidates)
+            self.say(
+                node.text or "",
+                self.params(node),
+                self.choices(node),
+                language=None,
+                languages=candidates,
+                short=node.sms_text,
+            )
         else:
-            self.say(node.text or "", self.params(node), self.choices(node))
+            self.say(node.text or "", self.params(node), self.choices(node), short=node.sms_text)
 
     def match(
         self, choices: tuple[Choice, ...], message: Message, extra_words: Mapping[str, tuple[str, str]] | None = None

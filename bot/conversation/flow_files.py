@@ -199,6 +199,7 @@ def _node(flow_id: str, name: str, spec: dict[Any, Any], file: str, line: int, p
             file=file,
             text=_str(spec.get("text")),
             comment_text=_str(spec.get("comment_text")),
+            sms_text=_str(spec.get("sms_text")),
             params=params,
             choices=choices,
             options=_str(spec.get("options")),

@@ -56,6 +56,7 @@ class Node:
     file: str
     text: str | None = None  # msgid
     comment_text: str | None = None  # rate_statements: the optional comment question
+    sms_text: str | None = None  # a shorter wording for channels where every character costs (SMS)
     params: dict[str, str] = field(default_factory=dict)  # placeholder -> "$var" or literal
     choices: tuple[Choice, ...] = ()
     options: str | None = None  # one of OPTION_LISTS
@@ -141,6 +142,8 @@ class FlowSet:
                 yield node.text, node.file, node.line
             if node.comment_text:
                 yield node.comment_text, node.file, node.line
+            if node.sms_text:
+                yield node.sms_text, node.file, node.line
             for extra in (node.upcoming_text, node.closed_text):
                 if extra:
                     yield extra, node.file, node.line

@@ -70,7 +70,7 @@ class Renderer:
     def __init__(self, catalogs: Catalogs) -> None:
         self.catalogs = catalogs
 
-    def text(self, tr: Translator, reply: Reply) -> str:
+    def text(self, tr: Translator, reply: Reply, compact: bool = False) -> str:
         rtl = tr.language.direction == "rtl"
         params = {}
         for key, value in reply.params.items():
@@ -80,6 +80,8 @@ class Renderer:
             n = int(reply.params.get(reply.count or "", 0))
             template = tr.ngettext(reply.msgid, reply.plural, n)
             fallback = reply.msgid if n == 1 else reply.plural
+        elif compact and reply.short:
+            template, fallback = tr.gettext(reply.short), reply.short
         else:
             template = fallback = tr.gettext(reply.msgid)
         return _format(template, params, fallback)
@@ -93,7 +95,7 @@ class Renderer:
             translators = self._multilingual(reply)
             texts: list[str] = []
             for tr in translators:
-                t = self.text(tr, reply)
+                t = self.text(tr, reply, caps.compact)
                 if t not in texts:
                     texts.append(t)
             body = "\n".join(texts)
@@ -105,7 +107,7 @@ class Renderer:
             )
         else:
             tr = self.catalogs.get(reply.language)
-            body = self.text(tr, reply)
+            body = self.text(tr, reply, caps.compact)
             direction = tr.language.direction
         choices = tuple(OutgoingChoice(c.value, tr.gettext(c.label) if c.translate else c.label) for c in reply.choices)
         if choices and not caps.buttons:

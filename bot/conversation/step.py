@@ -40,6 +40,7 @@ class Reply:
     plural: str | None = None  # msgid_plural; the count is params[count]
     count: str | None = None
     languages: tuple[str, ...] = ()
+    short: str | None = None  # msgid of a shorter wording for compact channels (SMS)
 
 
 @dataclass(frozen=True)

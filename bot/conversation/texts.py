@@ -12,7 +12,8 @@ from bot.conversation.i18n import N_, nN_, pN_
 KEYWORDS: dict[str, tuple[str, str]] = {
     "stop": pN_("keyword", "STOP|STOPALL|UNSUBSCRIBE|QUIT"),
     "start": pN_("keyword", "START|UNSTOP|RESUME"),
-    "help": pN_("keyword", "HELP|INFO"),
+    "help": pN_("keyword", "HELP"),
+    "info": pN_("keyword", "INFO|PRIVACY"),
     "language": pN_("keyword", "LANGUAGE|LANG"),
     "menu": pN_("keyword", "MENU|RESTART"),
     "delete": pN_("keyword", "DELETE|ERASE|FORGET ME"),
@@ -22,6 +23,7 @@ GERMAN_KEYWORDS: dict[str, str] = {
     "stop": "STOPP|STOP|ABMELDEN",
     "start": "START|ANMELDEN",
     "help": "HILFE",
+    "info": "INFO|DATENSCHUTZ",
     "language": "SPRACHE",
     "menu": "MENÜ|MENUE|NEUSTART",
     "delete": "LÖSCHEN|LOESCHEN",
@@ -31,24 +33,58 @@ YES_WORDS = pN_("answer", "yes|y|ok|okay|sure|👍|✅")
 NO_WORDS = pN_("answer", "no|n|nope|👎|❌")
 CONTINUE_WORDS = pN_("answer", "continue|go on")
 RESTART_WORDS = pN_("answer", "start over|new")
+UNSURE_WORDS = pN_("answer", "maybe|not sure|unsure|don't know|dunno|🤷")
+SKIP_WORDS = pN_("answer", "skip|no comment|nothing|none|no thanks|-")
 
 # --- keyword answers ---------------------------------------------------------
 STOPPED = N_("You will get no more messages from us. Send START if you want to hear from us again.")
 STARTED = N_("Welcome back! You will get messages from us again.")
 HELP = N_(
-    "This is Kiezstimme, the participation chat of {operator}. You can share ideas here.\n"
+    "This is Kiezstimme, the participation chat of {operator}. {phase}\n"
+    "To talk to a person: {contact}\n"
     "Send MENU to start again, LANGUAGE to change the language, "
     "STOP to get no more messages, DELETE to erase your data."
 )
+PRIVACY_NOTICE = N_(
+    "Kiezstimme is run by {operator} and collects ideas for the city's strategy. "
+    "We store your answers, language and district, but never your phone number with your idea. "
+    "You can send DELETE at any time to erase your data, STOP to get no more messages, "
+    "LANGUAGE to change the language. Questions: {contact}"
+)
+CONTACT = N_("phone {phone}, e-mail {email} ({hours})")
+PHASE_OPEN = N_("Right now: {phase}, until {date}.")
+PHASE_NEXT = N_("Next: {phase}, from {date}.")
+PHASES_OVER = N_("The participation has ended. Thank you to everyone who took part!")
+NOTHING_OPEN = N_("Right now there is nothing to take part in. {next}")
 CONFIRM_DELETE = N_("Do you really want to delete all your data, including your ideas? This cannot be undone.")
 DELETE_YES = N_("Yes, delete everything")
 DELETE_NO = N_("No, keep my data")
+DELETE_KEEP_IDEAS = N_("Delete my data, keep my ideas anonymously")
+DELETED_KEPT_IDEAS = N_(
+    "Your data has been deleted. Your ideas stay, without your name or number. Goodbye! "
+    "You can write to us again at any time."
+)
 DELETED = N_("All your data has been deleted. Goodbye! You can write to us again at any time.")
 NOT_DELETED = N_("Good, nothing was deleted.")
 
 # --- the dialogue's own guidance --------------------------------------------
 NOT_UNDERSTOOD = N_("Sorry, I did not understand that. Please answer with one of the numbers.")
-STUCK = N_("Stuck? Send HELP for help or MENU to start again.")
+NOT_UNDERSTOOD_BUTTONS = N_("Sorry, I did not understand that. Please tap one of the buttons.")
+CHOOSE_FROM = N_("You can choose:")
+STUCK = N_("Stuck? Send HELP for help or MENU to start again. To talk to a person: {contact}")
+DID_YOU_MEAN = N_("Did you mean {option}?")
+YES = N_("Yes")
+NO = N_("No")
+TAKE_AS_IDEA = N_("That sounds like an idea: {idea}\nShall we take it as your idea?")
+UNSUPPORTED_LOCATION = N_("Thank you, but I cannot use a location here. Please write your answer as text.")
+UNSUPPORTED_CONTACT = N_("Thank you, but I cannot use a contact card here. Please write your answer as text.")
+UNSUPPORTED_POLL = N_("Thank you, but I cannot take part in polls here. Please write your answer as text.")
+UNSUPPORTED_STICKER = N_("Nice sticker! Please write your answer as text.")
+UNSUPPORTED_OTHER = N_("Sorry, I cannot use this kind of message here. Please write your answer as text.")
+ALBUM_LIMIT = nN_(
+    "Thank you! We keep at most {count} photo per answer.",
+    "Thank you! We keep at most {count} photos per answer.",
+)
 TEXT_EMPTY = N_("Please write your answer as a text message.")
 TEXT_TOO_SHORT = nN_(
     "That is a bit short. Please write at least {min} character.",
@@ -97,5 +133,6 @@ REMINDER_UNFINISHED_HOURS = nN_(
     "You started but did not finish – {count} hour left: {phase} (until {date}). Just reply to continue where you stopped.",  # noqa: E501 (a msgid)
     "You started but did not finish – {count} hours left: {phase} (until {date}). Just reply to continue where you stopped.",  # noqa: E501 (a msgid)
 )
-IDEA_APPROVED = N_("Good news: your idea {reference} has been published. Thank you for taking part!")
-IDEA_HIDDEN = N_("Your idea {reference} could not be published. Send HELP if you have questions.")
+IDEA_APPROVED = N_("Good news: your idea {reference} has been accepted. Thank you for taking part!")
+IDEA_PUBLISHED = N_("Good news: your idea {reference} has been published: {url} Thank you for taking part!")
+IDEA_HIDDEN = N_("Your idea {reference} could not be accepted. If you have questions, please contact us: {contact}")

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bot.storage.db import Database
@@ -18,8 +19,26 @@ def _media_json(media: Sequence[Media]) -> list[dict[str, Any]]:
     return [{"kind": m.kind, "ref": m.ref, "mime": m.mime, "size": m.size} for m in media]
 
 
+def _refs(media: Any) -> list[str]:
+    return [m["ref"] for m in (media or []) if m.get("ref")]
+
+
 _INSERT_IDEA = insert(Idea)
-_INSERT_FEEDBACK = insert(Feedback)
+_FEEDBACK_MEDIA = select(Feedback.media).where(
+    Feedback.resident_id == bindparam("resident_id"), Feedback.statement == bindparam("statement")
+)
+_UPSERT_COLUMNS = ("rating", "comment", "media", "language", "channel", "updated_at")
+
+
+def _upsert_feedback(dialect: Any) -> Any:
+    """INSERT … ON CONFLICT (resident_id, statement) DO UPDATE: the current rating, first given at ``created_at``."""
+    stmt = dialect.insert(Feedback)
+    return stmt.on_conflict_do_update(
+        index_elements=["resident_id", "statement"], set_={c: stmt.excluded[c] for c in _UPSERT_COLUMNS}
+    )
+
+
+_UPSERT_FEEDBACK = {"sqlite": _upsert_feedback(sqlite), "postgresql": _upsert_feedback(postgresql)}
 
 
 class ContributionRepository:
@@ -68,48 +87,73 @@ class ContributionRepository:
         channel: str,
         media: Sequence[Media],
         now: datetime,
-    ) -> None:
+    ) -> list[str]:
+        """The resident's current rating of the statement (a repeat or a later comment updates
+        it); the media files the update leaves without a reference, to unlink."""
+        new_media = _media_json(media)
+        before = conn.execute(_FEEDBACK_MEDIA, {"resident_id": resident_id, "statement": statement}).scalar()
         conn.execute(
-            _INSERT_FEEDBACK,
+            _UPSERT_FEEDBACK["sqlite" if self.db.is_sqlite else "postgresql"],
             {
                 "resident_id": resident_id,
                 "statement": statement,
                 "rating": rating,
                 "comment": comment,
-                "media": _media_json(media),
+                "media": new_media,
                 "language": language,
                 "channel": channel,
                 "created_at": now,
+                "updated_at": now,
             },
         )
+        kept = set(_refs(new_media))
+        return [ref for ref in _refs(before) if ref not in kept]
 
     def media_refs(self, conn: Connection, resident_id: int) -> list[str]:
         """The stored files of one resident's ideas and feedback."""
         media = list(conn.execute(select(Idea.media).where(Idea.resident_id == resident_id)).scalars())
         media += conn.execute(select(Feedback.media).where(Feedback.resident_id == resident_id)).scalars()
-        return [m["ref"] for items in media for m in (items or [])]
+        return [ref for items in media for ref in _refs(items)]
+
+    def erase(self, conn: Connection, resident_id: int, *, keep_ideas: bool) -> None:
+        """A resident's contributions go (their files: :meth:`media_refs`); with ``keep_ideas`` their
+        ideas stay as anonymous text — no resident, no media."""
+        conn.execute(delete(Feedback).where(Feedback.resident_id == resident_id))
+        ideas = Idea.resident_id == resident_id
+        if keep_ideas:
+            conn.execute(update(Idea).where(ideas).values(resident_id=None, media=[]))
+        else:
+            conn.execute(delete(Idea).where(ideas))
 
     async def set_idea_status(self, reference: str, status: str) -> int | None:
-        """Change an idea's status; the id of the resident who gave it, or None if there is no such idea."""
+        """Change an idea's status; the id of the resident who gave it (0 when the idea is
+        anonymous: its resident was erased), or None if there is no such idea."""
         async with self.db.transaction() as conn:
             row = (await conn.execute(select(Idea.id, Idea.resident_id).where(Idea.reference == reference))).first()
             if row is None:
                 return None
             await conn.execute(update(Idea).where(Idea.id == row.id).values(status=status))
-        return row.resident_id
+        return row.resident_id or 0
 
     async def participants(self, starts: datetime, ends: datetime, *, ideas: bool, feedback: bool) -> set[int]:
-        """Residents who gave an idea (``ideas``) or feedback (``feedback``) between the two times."""
+        """Residents who gave an idea (``ideas``) or rated a statement (``feedback``) between the two times."""
         found: set[int] = set()
         async with self.db.read() as conn:
-            for wanted, model in ((ideas, Idea), (feedback, Feedback)):
-                if wanted:
-                    query = select(model.resident_id).where(model.created_at >= starts, model.created_at <= ends)
-                    found |= set((await conn.execute(query)).scalars())
+            if ideas:
+                query = select(Idea.resident_id).where(Idea.created_at >= starts, Idea.created_at <= ends)
+                found |= {rid for rid in (await conn.execute(query)).scalars() if rid is not None}  # not anonymous
+            if feedback:
+                query = select(Feedback.resident_id).where(
+                    or_(
+                        (Feedback.created_at >= starts) & (Feedback.created_at <= ends),
+                        (Feedback.updated_at >= starts) & (Feedback.updated_at <= ends),
+                    )
+                )
+                found |= set((await conn.execute(query)).scalars())
         return found
 
     async def idea_records(self) -> list[Any]:
-        """Every idea with its resident's pseudonym, oldest first."""
+        """Every idea with its resident's pseudonym (None for an anonymous idea), oldest first."""
         return await self._with_pseudonym(Idea)
 
     async def feedback_records(self) -> list[Any]:
@@ -119,7 +163,7 @@ class ContributionRepository:
     async def _with_pseudonym(self, model: type[Idea] | type[Feedback]) -> list[Any]:
         query = (
             select(model.__table__, Resident.pseudonym)
-            .join(Resident, Resident.id == model.resident_id)
+            .outerjoin(Resident, Resident.id == model.resident_id)
             .order_by(model.created_at, model.id)
         )
         async with self.db.read() as conn:

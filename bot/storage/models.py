@@ -2,9 +2,11 @@
 
 Residents are people; a resident reaches us through one or more channel
 identities (a Telegram chat, a phone number, a web chat client). Everything
-personal hangs off the resident with ``ON DELETE CASCADE`` so that DELETE
-erases it in one statement; the delivery logs (inbox, outbox) keep their rows
-with the resident set to NULL.
+personal hangs off the resident with ``ON DELETE CASCADE``; erasing a resident
+(:meth:`bot.storage.residents.ResidentRepository.erase`) also empties the
+delivery logs' (inbox, outbox) rows of them, which stay without address, text
+or resident, and leaves ideas they agreed to keep as anonymous text (no
+resident, no media).
 
 All times are stored as naive UTC (SQLite drops offsets) and come back as
 aware UTC datetimes through :class:`UTCDateTime`.
@@ -166,7 +168,8 @@ class Idea(Base):
     __tablename__ = "ideas"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     reference: Mapped[str] = mapped_column(String(16), unique=True)
-    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), index=True)
+    # NULL once the resident was erased and agreed that the idea stays as anonymous text
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), index=True)
     text: Mapped[str] = mapped_column(Text)
     topic: Mapped[str] = mapped_column(String(64))
     district: Mapped[str | None] = mapped_column(String(64))
@@ -178,9 +181,11 @@ class Idea(Base):
 
 
 class Feedback(Base):
-    """A resident's rating of one statement of the draft, with an optional comment."""
+    """A resident's current rating of one statement of the draft, with an optional comment:
+    one row per resident and statement, updated when they rate it again."""
 
     __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("resident_id", "statement"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), index=True)
     statement: Mapped[str] = mapped_column(String(64), index=True)
@@ -189,4 +194,5 @@ class Feedback(Base):
     media: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     language: Mapped[str] = mapped_column(String(35))
     channel: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the first rating
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the last rating or comment

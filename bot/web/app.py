@@ -8,11 +8,14 @@ import logging
 import uuid
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from aiohttp import web
 
 from bot.app import Kiezstimme
 from bot.conversation import texts as M
+from bot.conversation.i18n import Translator
+from bot.storage.residents import ResidentRepository
 from bot.values import Rejected
 
 log = logging.getLogger(__name__)
@@ -71,32 +74,69 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
+# The page's own texts (WEB_* in texts.py), by the key the page and the API use.
+UI_TEXTS = {
+    "title": M.WEB_TITLE,
+    "intro": M.WEB_INTRO,
+    "start": M.WEB_START,
+    "input_label": M.WEB_INPUT_LABEL,
+    "send": M.WEB_SEND,
+    "language": M.WEB_LANGUAGE,
+    "error": M.WEB_ERROR,
+}
+MAX_TAG = 35  # the longest language tag we take from a client
+
+
+def ui_texts(tr: Translator) -> dict[str, str]:
+    """The web chat page's texts in the translator's language."""
+    return {key: tr.gettext(msgid) for key, msgid in UI_TEXTS.items()}
+
+
 async def index(request: web.Request) -> web.StreamResponse:
     kz = request.app[APP_KEY]
     hint = page_language(kz, request)
     tr = kz.catalogs.get(hint or kz.flows.default_language.code)
-    values = {
-        "lang": html.escape(hint or "", quote=True),
-        "dir": tr.language.direction,
-        "title": tr.gettext(M.WEB_TITLE),
-        "intro": tr.gettext(M.WEB_INTRO),
-        "start": tr.gettext(M.WEB_START),
-        "input_label": tr.gettext(M.WEB_INPUT_LABEL),
-        "send": tr.gettext(M.WEB_SEND),
-        "language": tr.gettext(M.WEB_LANGUAGE),
-        "error": tr.gettext(M.WEB_ERROR),
-    }
-    values = {k: v if k in ("lang", "dir") else html.escape(v) for k, v in values.items()}
+    values = {k: html.escape(v) for k, v in ui_texts(tr).items()}
+    values["lang"] = html.escape(hint or "", quote=True)
+    values["dir"] = tr.language.direction
+    values["ui_lang"] = html.escape(tr.language.code, quote=True)
     page = Template((STATIC / "index.html").read_text(encoding="utf-8")).safe_substitute(values)
     if not hint:  # the page itself shows the default language; the chat asks
         page = page.replace('<html lang="" ', f'<html lang="{tr.language.code}" ', 1)
     return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
-def _messages(delivered) -> dict:
-    return {
-        "messages": [{"text": d.text, "choices": d.choices, "lang": d.language, "dir": d.direction} for d in delivered]
+async def resident_language(kz: Kiezstimme, channel: str, address: str) -> Translator | None:
+    """The translator of the language the resident chose (or was given), if they have one yet."""
+    residents = ResidentRepository(kz.db)
+    resident = await kz.db.run(lambda conn: residents.find(conn, channel, address), write=False)
+    code = resident.language if resident is not None else None
+    return kz.catalogs.translators.get(code) if code else None
+
+
+async def _answer(kz: Kiezstimme, address: str, ui_lang: str | None) -> web.Response:
+    """The messages waiting for a web chat client (see INTERFACES.md), and beside them the
+    resident's language: ``lang`` and ``dir`` for the page (a German fallback message in an
+    Arabic chat keeps its own ``lang``/``dir`` but does not turn the page), and ``ui``, the
+    page's texts in that language, when the page says it shows another (``ui_lang``)."""
+    chat = kz.channels.webchat
+    delivered = await kz.service.take_pending(chat.name, address)
+    body: dict[str, Any] = {
+        "messages": [
+            {"text": d.text, "choices": d.choices, "lang": d.language, "dir": d.direction} for d in delivered
+        ]
     }
+    tr = await resident_language(kz, chat.name, address)
+    if tr is not None:
+        body["lang"] = tr.language.code
+        body["dir"] = tr.language.direction
+        if ui_lang != tr.language.code:
+            body["ui"] = ui_texts(tr)
+    return web.json_response(body)
+
+
+def _ui_lang(value: object) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_TAG else None
 
 
 async def webchat_post(request: web.Request) -> web.Response:
@@ -108,20 +148,20 @@ async def webchat_post(request: web.Request) -> web.Response:
         inbound = await chat.read_message(neutral(request), provider_id=uuid.uuid4().hex)
     except Rejected as exc:
         return _error(exc.status, exc.message)
+    ui_lang = _ui_lang((await request.json()).get("ui_lang"))  # read_message checked it is a JSON object
     await kz.inbox.receive(inbound, wait=True)  # in order, then answer at once
-    return web.json_response(_messages(await kz.service.take_pending(chat.name, inbound.address)))
+    return await _answer(kz, inbound.address, ui_lang)
 
 
 async def webchat_poll(request: web.Request) -> web.Response:
     """Messages that arrived later (reminders, announcements) for a page that polls."""
     client_id = request.query.get("client_id", "")
     kz = request.app[APP_KEY]
-    chat = kz.channels.webchat
     try:
-        chat.check_client(client_id)
+        kz.channels.webchat.check_client(client_id)
     except Rejected as exc:
         return _error(exc.status, exc.message)
-    return web.json_response(_messages(await kz.service.take_pending(chat.name, client_id)))
+    return await _answer(kz, client_id, _ui_lang(request.query.get("ui_lang")))
 
 
 def make_app(kz: Kiezstimme, *, background: bool = False) -> web.Application:
