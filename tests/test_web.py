@@ -9,6 +9,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from bot.app import Kiezstimme
+from bot.conversation import texts as M
+from bot.delivery.outbox import Audience
+from bot.participation import broadcasts
 from bot.storage.models import Idea, InboundMessage
 
 IDEA = "Mehr Bäume und Schatten auf dem Hermannplatz"
@@ -77,13 +80,13 @@ async def test_lang_hint_skips_the_language_question(http: TestClient) -> None:
 async def test_polling_returns_nothing_new(http: TestClient) -> None:
     await post(http, "...")
     resp = await http.get("/webchat/api/messages", params={"client_id": "browser-0001"})
-    assert resp.status == 200 and (await resp.json()) == {"messages": []}
+    assert resp.status == 200 and (await resp.json())["messages"] == []
 
 
 async def test_same_message_id_twice_is_processed_once(http: TestClient, kz: Kiezstimme) -> None:
     first = await post(http, "Hallo", message_id="msg-00000001")
     again = await post(http, "Hallo", message_id="msg-00000001")
-    assert first["messages"] and again == {"messages": []}
+    assert first["messages"] and again["messages"] == []
     async with kz.db.read() as conn:
         assert (await conn.execute(select(func.count()).select_from(InboundMessage))).scalar_one() == 1
 
@@ -129,10 +132,80 @@ async def test_page_is_accessible_and_in_the_browser_language(http: TestClient) 
     page = await resp.text()
     assert resp.status == 200
     assert '<html lang="en" dir="ltr">' in page
-    assert '<label for="text">Your message</label>' in page
-    assert 'role="log"' in page and 'aria-live="polite"' in page
+    assert '<label for="text" data-ui="input_label">Your message</label>' in page
+    assert 'role="log" aria-live="polite"' in page
     resp = await http.get("/?lang=de")
     assert "Ihre Nachricht" in await resp.text()
     resp = await http.get("/", headers={"Accept-Language": "sw"})
     page = await resp.text()
     assert '<html lang="de" dir="ltr">' in page and 'lang: ""' in page  # no hint: the chat asks
+
+
+def ui_of(kz: Kiezstimme, code: str) -> dict[str, str]:
+    tr = kz.catalogs.get(code)
+    return {
+        "title": tr.gettext(M.WEB_TITLE),
+        "intro": tr.gettext(M.WEB_INTRO),
+        "start": tr.gettext(M.WEB_START),
+        "input_label": tr.gettext(M.WEB_INPUT_LABEL),
+        "send": tr.gettext(M.WEB_SEND),
+        "language": tr.gettext(M.WEB_LANGUAGE),
+        "error": tr.gettext(M.WEB_ERROR),
+    }
+
+
+async def poll(http: TestClient, client_id: str, **params: str) -> dict:
+    resp = await http.get("/webchat/api/messages", params={"client_id": client_id, **params})
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def test_no_page_language_before_the_resident_has_one(http: TestClient) -> None:
+    body = await post(http, "START", "browser-new-0001", ui_lang="de")
+    assert choice_values(body)[:2] == ["de", "en"]  # the language question
+    assert "lang" not in body and "dir" not in body and "ui" not in body
+
+
+async def test_page_texts_follow_the_residents_language(http: TestClient, kz: Kiezstimme) -> None:
+    client = "browser-ar-0001"
+    body = await post(http, "Hallo", client, lang="de", ui_lang="de")
+    assert (body["lang"], body["dir"]) == ("de", "ltr") and "ui" not in body  # the page shows German already
+    body = await post(http, "LANGUAGE", client, ui_lang="de")
+    assert "ui" not in body and choice_values(body)[3] == "ar"
+    body = await post(http, "ar", client, ui_lang="de")
+    assert (body["lang"], body["dir"]) == ("ar", "rtl")
+    assert body["ui"] == ui_of(kz, "ar")
+    assert body["ui"]["input_label"] != ui_of(kz, "de")["input_label"]  # really translated
+    # the page now shows Arabic: no texts again, but the language on every answer
+    body = await post(http, "MENU", client, ui_lang="ar")
+    assert (body["lang"], body["dir"]) == ("ar", "rtl") and "ui" not in body
+    assert all(m["lang"] == "ar" and m["dir"] == "rtl" for m in body["messages"])
+    # a page that was reloaded in German (its ?lang=) is told again
+    assert (await poll(http, client, ui_lang="de"))["ui"] == ui_of(kz, "ar")
+    assert "ui" not in await poll(http, client, ui_lang="ar")
+    assert (await poll(http, client))["ui"] == ui_of(kz, "ar")  # a client that does not say
+    # the English catalog leaves msgstr empty: its texts are the msgids
+    await post(http, "LANGUAGE", client, ui_lang="ar")
+    body = await post(http, "en", client, ui_lang="ar")
+    assert (body["lang"], body["dir"], body["ui"]["send"]) == ("en", "ltr", "Send")
+
+
+async def test_a_german_fallback_in_an_arabic_chat_keeps_its_own_direction(http: TestClient, kz: Kiezstimme) -> None:
+    client = "browser-ar-0002"
+    await post(http, "Hallo", client, lang="de")
+    await post(http, "yes", client)  # consent: announcements go to residents who agreed
+    await post(http, "LANGUAGE", client)
+    assert (await post(http, "ar", client))["lang"] == "ar"
+    text = "Heute Abend: Kiezversammlung im Rathaus Neukölln"
+    key = broadcasts.broadcast_key({"de": text}, "de", Audience(opted_in_only=False))
+    assert await broadcasts.send(kz, key, {"de": text}, "de", Audience(opted_in_only=False)) >= 1
+    body = await poll(http, client, ui_lang="ar")
+    assert [(m["text"], m["lang"], m["dir"]) for m in body["messages"]] == [(text, "de", "ltr")]
+    assert (body["lang"], body["dir"]) == ("ar", "rtl") and "ui" not in body  # the page stays Arabic
+
+
+async def test_ui_lang_must_be_a_short_string_or_is_ignored(http: TestClient, kz: Kiezstimme) -> None:
+    body = await post(http, "Hallo", "browser-odd-0001", lang="de", ui_lang=["de"])
+    assert body["ui"] == ui_of(kz, "de")  # not understood: the page is told its texts
+    body = await post(http, "1", "browser-odd-0001", ui_lang="x" * 36)
+    assert body["ui"] == ui_of(kz, "de")

@@ -122,9 +122,7 @@ async def _answer(kz: Kiezstimme, address: str, ui_lang: str | None) -> web.Resp
     chat = kz.channels.webchat
     delivered = await kz.service.take_pending(chat.name, address)
     body: dict[str, Any] = {
-        "messages": [
-            {"text": d.text, "choices": d.choices, "lang": d.language, "dir": d.direction} for d in delivered
-        ]
+        "messages": [{"text": d.text, "choices": d.choices, "lang": d.language, "dir": d.direction} for d in delivered]
     }
     tr = await resident_language(kz, chat.name, address)
     if tr is not None:
