@@ -290,6 +290,7 @@ class ConversationService:
                 new_reference=next(references),
                 session_timeout=self.session_timeout,
                 accepts_media=bool(caps.media),
+                buttons=caps.buttons,
                 zone=self.zone,
             )
             outcome = self.engine.step(conv, _message(row.payload or {}), ctx)
@@ -333,12 +334,16 @@ class ConversationService:
         resident = plan.resident
         if resident is None:
             resident = self.residents.create(conn, row.channel, row.address, now)
-        if any(isinstance(e, EraseResident) for e in outcome.effects):
-            erased_media.extend(self.residents.erase(conn, resident.id))
+        erase = next((e for e in outcome.effects if isinstance(e, EraseResident)), None)
+        if erase is not None:
+            # the replies of this step (the goodbye) go out without a resident and are emptied once delivered
+            erased_media.extend(
+                self.residents.erase(conn, resident.id, now, keep_ideas=erase.keep_ideas, inbound_id=row.id)
+            )
             return None
         source = ((row.payload or {}).get("extra") or {}).get("source")
         batch.sessions.append((resident.id, plan.session, outcome.conversation.dialogue))
-        consent_version = self._apply(conn, resident, row.channel, outcome.effects, now)
+        consent_version = self._apply(conn, resident, row.channel, outcome.effects, now, erased_media)
         changes = self.residents.profile_changes(
             resident, outcome.conversation.profile, now, consent_version=consent_version, source=source
         )
@@ -346,8 +351,11 @@ class ConversationService:
         batch.identities.append(resident.identity_id)
         return int(resident.id)
 
-    def _apply(self, conn: Connection, resident: Any, channel: str, effects: list[Any], now: datetime) -> str | None:
-        """The step's effects; the consent version if consent was given."""
+    def _apply(
+        self, conn: Connection, resident: Any, channel: str, effects: list[Any], now: datetime, unlink: list[str]
+    ) -> str | None:
+        """The step's effects; the consent version if consent was given. Files no longer
+        referenced (a re-rated statement's earlier voice comment) are added to ``unlink``."""
         consent_version = None
         for effect in effects:
             if isinstance(effect, RecordConsent):
@@ -368,7 +376,7 @@ class ConversationService:
                 )
                 log.info("idea %s stored (resident %s)", effect.reference, resident.pseudonym)
             elif isinstance(effect, StoreFeedback):
-                self.contributions.store_feedback(
+                unlink += self.contributions.store_feedback(
                     conn,
                     resident_id=resident.id,
                     statement=effect.statement,
@@ -384,6 +392,8 @@ class ConversationService:
     def _unlink(self, refs: list[str]) -> None:
         root = self.media_dir.resolve()
         for ref in refs:
+            if not ref:
+                continue
             path = (root / ref).resolve()
             if root in path.parents and path.exists():
                 path.unlink()

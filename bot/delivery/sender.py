@@ -20,7 +20,12 @@
 - **Reply window.** A channel whose capabilities have a ``reply_window``
   (WhatsApp: 24 hours after the resident's last message) sends outside it
   the language's approved template (its ``templates``), or nothing, with the
-  reason recorded. Rates and what they count (messages or SMS segments)
+  reason recorded. A reply to a message just received is inside it by
+  definition (the row names the inbound message), even when the resident
+  was erased in the same step and their last message time went with them.
+- **Erased residents.** A message without a resident (the goodbye after
+  DELETE) is emptied — no address, no text — once it is sent or ends
+  otherwise. Rates and what they count (messages or SMS segments)
   come from the capabilities, overridden by the settings.
 """
 
@@ -203,7 +208,8 @@ class ChannelSender:
         return await self.outbox.claim(self.name, self.clock(), self.batch)
 
     async def _deliver(self, rows: list[Any]) -> None:
-        windows = await self._last_inbound(rows) if self.window else {}
+        later = [r for r in rows if r.inbound_id is None]  # replies are inside the window anyway
+        windows = await self._last_inbound(later) if self.window and later else {}
         queues: dict[str, list[Any]] = {}
         for row in rows:
             queues.setdefault(row.address, []).append(row)
@@ -241,8 +247,8 @@ class ChannelSender:
             direction=payload.get("direction", "ltr"),
             choices=tuple(OutgoingChoice(c["value"], c["label"]) for c in payload.get("choices", [])),
         )
-        if self.window is None:
-            return message
+        if self.window is None or row.inbound_id is not None:
+            return message  # a reply to a message just received is inside the window
         last = windows.get(row.address)
         if last is not None and self.clock() - last < self.window:
             return message
@@ -288,6 +294,7 @@ class ChannelSender:
         ]
         outcomes: list[tuple[Result, dict[str, Any]]] = []
         marks: list[tuple[Any, SendError]] = []
+        final = [r.row.id for r in results if r.sent is not None and r.row.resident_id is None]
         for r in results:
             if r.sent is not None:
                 continue
@@ -300,6 +307,8 @@ class ChannelSender:
                 values.update(self._failure(r.row, r.error, now))  # type: ignore[arg-type]
                 if values["status"] == "failed" and (r.error.unreachable or r.error.opted_out):  # type: ignore[union-attr]
                     marks.append((r.row, r.error))  # type: ignore[arg-type]
+            if values.get("status", "pending") != "pending" and r.row.resident_id is None:
+                final.append(r.row.id)
             outcomes.append((r, values))
 
         def work(conn: Any) -> None:  # the whole batch in one transaction
@@ -308,6 +317,7 @@ class ChannelSender:
                 self.outbox.record_outcome(conn, r.row.id, values)
             for row, error in marks:
                 self._mark_resident(conn, row, error, now)
+            self.outbox.forget(conn, final)  # the goodbye to an erased resident, done: no address, no text
 
         await self.db.run(work)
         self._count(len(sent), outcomes)

@@ -30,6 +30,7 @@ FEEDBACK_FIELDS = (
     "language",
     "channel",
     "created_at",
+    "updated_at",
     "resident",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -55,7 +56,7 @@ async def idea_records(db: Database, settings: Settings) -> list[dict[str, Any]]
             "created_at": r.created_at.astimezone(zone).isoformat(),
             "status": r.status,
             "media": [f"{base}/admin/media/{r.reference}/{i}" for i, _ in enumerate(r.media or [])],
-            "resident": r.pseudonym,
+            "resident": r.pseudonym,  # None: the resident was erased and the idea kept as anonymous text
         }
         for r in rows
     ]
@@ -73,7 +74,8 @@ async def feedback_records(db: Database, settings: Settings) -> list[dict[str, A
             "media": [f"{base}/admin/media/feedback-{r.id}/{i}" for i, _ in enumerate(r.media or [])],
             "language": r.language,
             "channel": r.channel,
-            "created_at": r.created_at.astimezone(zone).isoformat(),
+            "created_at": r.created_at.astimezone(zone).isoformat(),  # the first rating
+            "updated_at": r.updated_at.astimezone(zone).isoformat(),  # the current one (or its comment)
             "resident": r.pseudonym,
         }
         for r in rows

@@ -5,7 +5,8 @@ multi-row INSERT … ON CONFLICT DO NOTHING, run as an *urgent* unit of work
 (on SQLite it goes before any dialogue step waiting for the writer), so a
 burst costs a few commits, not one per message, and acknowledgements never
 queue behind processing. Once processed, a row keeps neither its text nor
-its address.
+its address; once its resident is erased, not even a link to them (see
+:meth:`InboxRepository.forget`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import bindparam, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -158,3 +159,40 @@ class InboxRepository:
             .values(status="failed", error=reason[:200], processed_at=now, payload=None, address=None)
         )
         await self.db.run(lambda conn: conn.execute(stmt))
+
+    def forget(
+        self, conn: Connection, resident_id: int, identities: Iterable[tuple[str, str]], inbound_id: int | None
+    ) -> None:
+        """An erased resident's messages (theirs, the one being processed, and failed ones from their
+        addresses) keep no address, text or link to them; a provider id that carries the address
+        (the web chat's ``client:message``) is replaced, so the row cannot be traced back."""
+        identities = list(identities)
+        mine = [InboundMessage.resident_id == resident_id]
+        if inbound_id is not None:
+            mine.append(InboundMessage.id == inbound_id)
+        for channel, address in identities:
+            mine.append(
+                (InboundMessage.status == "failed")
+                & (InboundMessage.channel == channel)
+                & InboundMessage.provider_id.contains(address[:24], autoescape=True)
+            )
+        rows = conn.execute(
+            select(InboundMessage.id, InboundMessage.channel, InboundMessage.provider_id).where(or_(*mine))
+        ).all()
+        if not rows:
+            return
+        marks = {(channel, address[:24]) for channel, address in identities}
+        conn.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id == bindparam("b_id"))
+            .values(address=None, payload=None, resident_id=None, provider_id=bindparam("b_provider")),
+            [
+                {
+                    "b_id": r.id,
+                    "b_provider": f"erased-{r.id}"
+                    if any(c == r.channel and mark and mark in r.provider_id for c, mark in marks)
+                    else r.provider_id,
+                }
+                for r in rows
+            ],
+        )

@@ -5,6 +5,12 @@ Replies are inserted in the conversation step's transaction; bulk messages
 number of recipients, with an idempotency key so enqueuing twice sends once.
 Senders claim small batches (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), and
 record the results of a batch in one transaction.
+
+A row without a resident is a reply to someone who was just erased (the
+goodbye after DELETE or a declined consent): it is sent like any other, and
+once it reaches its final state (sent, failed, skipped, expired, or handed to
+a pull channel) it keeps neither the address nor the text (:meth:`OutboxRepository.forget`);
+a later delivery report still finds it by its provider id.
 """
 
 from __future__ import annotations
@@ -112,6 +118,7 @@ def _claim_statement(channel: str, limit: int) -> Any:
         .where(
             o.channel == channel,
             o.status == "pending",
+            o.address.is_not(None),  # a row emptied while in flight (its resident erased) is not sent again
             (o.next_attempt_at.is_(None)) | (o.next_attempt_at <= now),
             ~blocked,
         )
@@ -134,6 +141,7 @@ def _claim_statement(channel: str, limit: int) -> Any:
             OutboundMessage.priority,
             OutboundMessage.segments,
             OutboundMessage.expires_at,
+            OutboundMessage.inbound_id,  # a reply to a message just received (inside any reply window)
         )
         .execution_options(synchronize_session=False)
     )
@@ -178,7 +186,18 @@ _TAKE_PENDING = (
         OutboundMessage.status == "pending",
     )
     .values(status="delivered", sent_at=bindparam("b_now"), updated_at=bindparam("b_now"), attempts=1)
-    .returning(OutboundMessage.id, OutboundMessage.text, OutboundMessage.language, OutboundMessage.payload)
+    .returning(
+        OutboundMessage.id,
+        OutboundMessage.text,
+        OutboundMessage.language,
+        OutboundMessage.payload,
+        OutboundMessage.resident_id,
+    )
+)
+_FORGET = (
+    update(OutboundMessage)
+    .where(OutboundMessage.id.in_(bindparam("ids", expanding=True)), OutboundMessage.resident_id.is_(None))
+    .values(address=None, text="", payload={})
 )
 
 
@@ -223,7 +242,13 @@ class OutboxRepository:
     async def take_pending(self, channel: str, address: str, now: datetime) -> list[Delivered]:
         """Hand over (and mark delivered) the messages for one recipient of a pull channel."""
         values = {"b_channel": channel, "b_address": address, "b_now": now}
-        rows = await self.db.run(lambda conn: conn.execute(_TAKE_PENDING, values).all())
+
+        def work(conn: Connection) -> list[Any]:
+            rows = conn.execute(_TAKE_PENDING, values).all()
+            self.forget(conn, [r.id for r in rows if r.resident_id is None])  # handed over: final
+            return list(rows)
+
+        rows = await self.db.run(work)
         return [
             Delivered(
                 id=r.id,
@@ -300,23 +325,31 @@ class OutboxRepository:
             ],
         )
 
+    def forget(self, conn: Connection, message_ids: list[int]) -> None:
+        """Of these messages in their final state, those without a resident (their resident
+        was erased) keep neither address nor text from now on."""
+        if message_ids:
+            conn.execute(_FORGET, {"ids": message_ids})
+
     def record_outcome(self, conn: Connection, message_id: int, values: dict[str, Any]) -> None:
         """A message that was not sent: released, skipped, retried later or failed (``values`` are its columns)."""
         conn.execute(update(OutboundMessage).where(OutboundMessage.id == message_id).values(**values))
 
     def fail_remaining(self, conn: Connection, channel: str, address: str, reason: str, now: datetime) -> None:
-        """Nothing more goes to someone who cannot or will not receive it."""
+        """Nothing more goes to someone who cannot or will not receive it (what has no
+        resident any more is emptied too: failing is its final state)."""
+        waiting = and_(
+            OutboundMessage.channel == channel,
+            OutboundMessage.address == address,
+            OutboundMessage.status == "pending",
+        )
+        failed = {"status": "failed", "error": f"not sent: {reason}"[:200], "updated_at": now}
         conn.execute(
             update(OutboundMessage)
-            .where(
-                and_(
-                    OutboundMessage.channel == channel,
-                    OutboundMessage.address == address,
-                    OutboundMessage.status == "pending",
-                )
-            )
-            .values(status="failed", error=f"not sent: {reason}"[:200], updated_at=now)
+            .where(waiting, OutboundMessage.resident_id.is_(None))
+            .values(failed | {"address": None, "text": "", "payload": {}})
         )
+        conn.execute(update(OutboundMessage).where(waiting).values(failed))
 
     async def record_status(self, report: StatusUpdate, now: datetime) -> bool:
         """Apply a provider's delivery report, never moving a message backwards; False if the message is unknown."""

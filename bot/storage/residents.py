@@ -1,6 +1,7 @@
 """Residents and the channel identities they reach us through: lookup and
 creation on first contact, profile changes with consent records, reachability,
-and erasure (everything personal goes with the resident, by cascade)."""
+and erasure (nothing that names or reaches the resident stays: see
+:meth:`ResidentRepository.erase`)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import bindparam, delete, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from bot.conversation.session import Profile
 from bot.storage.contributions import ContributionRepository
 from bot.storage.db import Database
-from bot.storage.models import ChannelIdentity, Consent, Resident
+from bot.storage.inbox import InboxRepository
+from bot.storage.models import ChannelIdentity, Consent, OutboundMessage, Resident
 from bot.storage.sessions import SessionRepository
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class ResidentRepository:
         self.db = db
         self.sessions = SessionRepository(db)
         self.contributions = ContributionRepository(db)
+        self.inbox = InboxRepository(db)
 
     def find_many(self, conn: Connection, channel: str, addresses: Iterable[str]) -> dict[str, Any]:
         """address -> the resident (all columns and ``identity_id``) behind it, for the known ones."""
@@ -132,15 +135,42 @@ class ResidentRepository:
         if identity_ids:
             conn.execute(_TOUCH_IDENTITY, [{"iid": i, "now": now} for i in identity_ids])
 
-    def erase(self, conn: Connection, resident_id: int) -> list[str]:
-        """Delete the resident and everything personal (cascades); the media files to unlink."""
+    def erase(
+        self,
+        conn: Connection,
+        resident_id: int,
+        now: datetime,
+        *,
+        keep_ideas: bool = False,
+        inbound_id: int | None = None,
+    ) -> list[str]:
+        """Erase the resident: nothing that names or reaches them stays in any table — their
+        row, channel identities, session, consents and feedback go; their ideas go too, or with
+        ``keep_ideas`` stay as anonymous text (no resident, no media); the inbox rows of theirs
+        and ``inbound_id`` (the message being processed) and the outbox rows of theirs or to
+        their addresses keep no address, text or link to them. Returns the media files to
+        unlink once the transaction is committed.
+
+        Replies added later in the same transaction (the goodbye) carry the address until
+        they are delivered; having no resident, they are emptied then (see the outbox)."""
         refs = self.contributions.media_refs(conn, resident_id)
         dialogue = self.sessions.dialogue(conn, resident_id)
         for key, value in ((dialogue.vars if dialogue else None) or {}).items():
             if key.endswith("__media"):
-                refs.extend(m["ref"] for m in value)
-        conn.execute(delete(Resident).where(Resident.id == resident_id))
-        log.info("resident erased on request")
+                refs.extend(m["ref"] for m in value if m.get("ref"))
+        identities = [
+            (r.channel, r.address)
+            for r in conn.execute(
+                select(ChannelIdentity.channel, ChannelIdentity.address).where(
+                    ChannelIdentity.resident_id == resident_id
+                )
+            )
+        ]
+        self.contributions.erase(conn, resident_id, keep_ideas=keep_ideas)
+        self.inbox.forget(conn, resident_id, identities, inbound_id)
+        _forget_outbox(conn, resident_id, identities, now)
+        conn.execute(delete(Resident).where(Resident.id == resident_id))  # identities, session, consents cascade
+        log.info("resident erased on request (ideas %s)", "kept anonymously" if keep_ideas else "deleted")
         return refs
 
     async def set_reachable(self, channel: str, address: str, reachable: bool, now: datetime) -> None:
@@ -177,3 +207,20 @@ class ResidentRepository:
         )
         rows = await self.db.run(lambda conn: conn.execute(query).all(), write=False)
         return {r.address: r.last_inbound_at for r in rows}
+
+
+def _forget_outbox(conn: Connection, resident_id: int, identities: list[tuple[str, str]], now: datetime) -> None:
+    """The outbox rows of a resident or to their addresses keep no address, text or resident;
+    what was still to be sent is not sent."""
+    recipient = or_(
+        OutboundMessage.resident_id == resident_id,
+        *((OutboundMessage.channel == c) & (OutboundMessage.address == a) for c, a in identities),
+    )
+    empty: dict[str, Any] = {"address": None, "text": "", "payload": {}, "resident_id": None, "updated_at": now}
+    waiting = OutboundMessage.status.in_(("pending", "sending"))
+    conn.execute(
+        update(OutboundMessage)
+        .where(recipient, waiting)
+        .values(empty | {"status": "skipped", "error": "not sent: the resident was erased"})
+    )
+    conn.execute(update(OutboundMessage).where(recipient, ~waiting).values(empty | {"error": None}))
