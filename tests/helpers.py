@@ -50,10 +50,20 @@ class Talk:
         return cls(Engine(flows, catalogs), **kwargs)  # type: ignore[arg-type]
 
     def send(
-        self, text: str | None = None, *, choice: str | None = None, media: Media | None = None, hint: str | None = None
+        self,
+        text: str | None = None,
+        *,
+        choice: str | None = None,
+        media: Media | None = None,
+        hint: str | None = None,
+        unsupported: str | None = None,
+        album: str | None = None,
     ) -> list[str]:
-        ctx = Context(now=self.now, new_reference=self.reference, accepts_media=self.accepts_media)
-        outcome = self.engine.step(self.conv, Message(text=text, choice=choice, media=media, locale_hint=hint), ctx)
+        ctx = Context(
+            now=self.now, new_reference=self.reference, accepts_media=self.accepts_media, buttons=self.caps.buttons
+        )
+        message = Message(text=text, choice=choice, media=media, locale_hint=hint, unsupported=unsupported, album=album)
+        outcome = self.engine.step(self.conv, message, ctx)
         self.conv = outcome.conversation
         self.effects.extend(outcome.effects)
         self.last = outcome

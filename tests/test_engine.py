@@ -75,7 +75,7 @@ def test_locale_hint_skips_the_language_question() -> None:
 
 def test_unknown_locale_hint_asks_for_the_language() -> None:
     talk = Talk.shipped()
-    assert "1 Deutsch\n2 English" in talk.say("hi", hint="xx")
+    assert "1 Deutsch\n2 English" in talk.say("👋", hint="xx")
 
 
 # --- keywords at every step -------------------------------------------------------------
@@ -141,7 +141,7 @@ def test_delete_at_every_step_needs_confirmation(step: str) -> None:
     reply = talk.say("DELETE")
     assert "delete all your data" in reply
     assert not any(isinstance(e, EraseResident) for e in talk.effects)
-    talk.send("2")  # no, keep
+    talk.send("3")  # no, keep my data
     assert talk.node == (node or "main.choose_language")
     assert not any(isinstance(e, EraseResident) for e in talk.effects)
     talk.send("löschen")

@@ -71,7 +71,7 @@ def assert_in_language(code: str, texts: list[str]) -> None:
 
 GREETINGS = {
     "de": ["Hallo", "Guten Tag", "moin", "Servus!", "Hallo, ich habe eine Idee"],
-    "en": ["Hello", "Good morning", "hey there"],
+    "en": ["Hello", "Good morning", "hey there", "Hi", "hi!"],
     "tr": ["Merhaba", "Selam", "Günaydın", "İyi akşamlar", "merhaba nasılsınız"],
     "ar": ["مرحبا", "السلام عليكم", "أهلا", "صباح الخير"],
     "fa": ["درود", "سلام خوبی؟", "صبح بخیر", "سلام، چطوری؟"],
@@ -89,7 +89,7 @@ def test_short_greetings_are_recognised(code: str, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "candidates"),
-    [("سلام", ["ar", "fa"]), ("Добро пожаловать", ["uk", "ru"]), ("hi", []), ("👋", []), ("123", []), ("", [])],
+    [("سلام", ["ar", "fa"]), ("Добро пожаловать", ["uk", "ru"]), ("hmm", []), ("👋", []), ("123", []), ("", [])],
 )
 def test_unclear_messages_give_candidates_or_nothing(text: str, candidates: list[str]) -> None:
     assert detect(text, FLOWS.languages) == candidates

@@ -299,7 +299,11 @@ async def test_idea_status_notice_in_the_residents_language(phased: Kiezstimme, 
     found, notices = await set_idea_status(kz, reference.lower(), "approved", clock.now)
     assert found and notices == 1
     notice = (await kz.service.take_pending("webchat", "status-resident"))[0].text
-    assert f"Ihre Idee {reference} wurde veröffentlicht" in notice
+    # nothing publishes ideas in the shipped process (no publication_url): accepted, not "published"
+    assert reference in notice and "veröffentlicht" not in notice
+    found, notices = await set_idea_status(kz, reference, "hidden", clock.now)
+    hidden = (await kz.service.take_pending("webchat", "status-resident"))[0].text
+    assert reference in hidden and "115" in hidden  # a person to ask, not "send HELP"
     assert (await set_idea_status(kz, "ZZZ-ZZZ", "hidden", clock.now)) == (False, 0)
 
 

@@ -13,6 +13,7 @@ each node kind by its own small handler (``nodes.py``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +21,8 @@ from bot.conversation import keywords, nodes
 from bot.conversation import texts as M
 from bot.conversation.flows import Choice, FlowSet, Node
 from bot.conversation.i18n import Catalogs
-from bot.conversation.language import detect
-from bot.conversation.matching import match, normalise
+from bot.conversation.language import Identifier, detect
+from bot.conversation.matching import Match, looks_like_idea, match, normalise
 from bot.conversation.session import Conversation, Dialogue, Profile
 from bot.conversation.step import (
     Context,
@@ -37,10 +38,27 @@ from bot.conversation.step import (
     SessionExpired,
 )
 
-__all__ = ["Engine", "Run", "normalise"]
+__all__ = ["Engine", "Run", "contact_of", "normalise"]
 
 MAX_HOPS = 64
 PROFILE_FIELDS = ("language", "consented", "updates")
+MAX_ALBUM = 4  # photos of one album kept for one answer
+IDEA_VAR = "idea"  # the answer that store_idea stores as the idea's text
+UNSUPPORTED = {
+    "location": M.UNSUPPORTED_LOCATION,
+    "contact": M.UNSUPPORTED_CONTACT,
+    "poll": M.UNSUPPORTED_POLL,
+    "sticker": M.UNSUPPORTED_STICKER,
+}
+YES_NO = (Choice("yes", M.YES, means="yes"), Choice("no", M.NO, means="no"))
+
+
+def contact_of(flows: FlowSet) -> Msg:
+    """The person residents can reach, as a translatable sentence part."""
+    c = flows.contact
+    if c is None:
+        return Msg(M.NONE_GIVEN)
+    return Msg(M.CONTACT, (("phone", c.phone), ("email", c.email), ("hours", Msg(c.hours))))
 
 
 class Engine:
@@ -48,7 +66,9 @@ class Engine:
         self.flows = flows
         self.catalogs = catalogs
         self.language_node = next((n.id for n in flows.nodes.values() if n.options == "languages"), flows.entry)
+        self.idea_node = next((n for n in flows.nodes.values() if n.kind == "ask_text" and n.save_as == IDEA_VAR), None)
         self._keywords = keywords.keyword_index(catalogs)
+        self.identifier = Identifier(flows.languages)
 
     def keyword(self, message: Message) -> keywords.Keyword | None:
         return keywords.find(self._keywords, message)
@@ -106,12 +126,21 @@ class Run:
         count: str | None = None,
         languages: tuple[str, ...] = (),
         short: str | None = None,
+        compact: bool = False,
     ) -> None:
         lang = self.p.language if language is ... else language
         singular, plural = (msgid, None) if isinstance(msgid, str) else msgid
         self.replies.append(
             Reply(
-                singular, lang, dict(params or {}), choices, plural=plural, count=count, languages=languages, short=short
+                singular,
+                lang,
+                dict(params or {}),
+                choices,
+                plural=plural,
+                count=count,
+                languages=languages,
+                short=short,
+                compact=compact,
             )
         )
 
@@ -130,6 +159,11 @@ class Run:
         if kw:
             keywords.handle(self, kw, message)
             return
+        if message.unsupported and not message.text and message.media is None:
+            self.unsupported(message.unsupported)
+            return
+        if self.album_continues(message):
+            return
         if self.d.pending == "confirm_delete":
             keywords.confirm_delete(self, message)
             return
@@ -138,12 +172,83 @@ class Run:
             return
         node = self.current()
         if node is None:
-            self.enter(self.home())
+            self.first_message(message)
             return
         if self.expired() and node.id != self.flows.menu:
             self.expire()
             return
+        self.answer(node, message)
+
+    def answer(self, node: Node, message: Message) -> None:
+        if self.d.pending == "did_you_mean":
+            if nodes.did_you_mean(self, node, message):
+                return
         nodes.WAITING[node.kind].answer(self, node, message)
+
+    def first_message(self, message: Message) -> None:
+        """Someone writes with no dialogue open: an idea typed straight away is kept, never thrown away."""
+        if not looks_like_idea(message.text):
+            self.enter(self.home())
+        elif self.p.consented:
+            self.offer_idea(message.text or "", back=None)
+        else:
+            self.d.vars["kept_idea"] = (message.text or "").strip()  # offered once they agreed
+            self.enter(self.home())
+
+    def can_offer_idea(self) -> bool:
+        """Free text may be taken as an idea: the idea dialogue is open and no idea is in this dialogue yet."""
+        idea = self.e.idea_node
+        return (
+            idea is not None
+            and self.flows.offer_idea is not None
+            and self.p.consented
+            and not self.d.vars.get(IDEA_VAR)
+            and self.flows.process.is_open(idea.flow, self.ctx.now)
+        )
+
+    def offer_idea(self, text: str, back: str | None) -> None:
+        """Ask whether free text is the resident's idea; ``back``: where a "no" returns to."""
+        if not self.can_offer_idea():
+            self.enter(self.home())
+            return
+        self.d.vars["kept_idea"] = text.strip()
+        if back:
+            self.d.vars["_back"] = back
+        self.advance(self.flows.offer_idea)
+
+    def unsupported(self, kind: str) -> None:
+        """A location, contact, poll or sticker: say what we can use, ask again; not a miss."""
+        candidates = tuple(self.d.vars.get("_language_candidates") or ())
+        self.say(UNSUPPORTED.get(kind, M.UNSUPPORTED_OTHER), language=self.p.language, languages=candidates)
+        node = self.current()
+        if self.d.pending:
+            keywords.reprompt_or_home(self)
+        elif node is not None:
+            self.prompt(node)
+        else:
+            self.enter(self.home())
+
+    def album_continues(self, message: Message) -> bool:
+        """The next photo of an album whose first photo was just taken: kept with it, no reply."""
+        album = self.d.vars.get("_album")
+        if not (album and message.album and message.album == album.get("id") and message.media is not None):
+            return False
+        if message.media.kind != "photo":
+            return False
+        kept = self.d.vars.setdefault(album["key"], [])
+        if len(kept) < MAX_ALBUM:
+            kept.append(asdict(message.media))
+        elif not album.get("told"):
+            album["told"] = True
+            self.say(M.ALBUM_LIMIT, {"count": MAX_ALBUM}, count="count")
+        return True
+
+    def took_media(self, key: str, message: Message) -> None:
+        """Remember the album of a photo just taken, so the album's other photos join it."""
+        if message.album:
+            self.d.vars["_album"] = {"id": message.album, "key": key}
+        else:
+            self.d.vars.pop("_album", None)
 
     def expire(self) -> None:
         """Back after a long time in the middle of a dialogue: continue or start over?"""
@@ -166,7 +271,7 @@ class Run:
 
     def guess_language(self, text: str | None) -> bool:
         """Pick the language from a free-text message, or narrow the choice. True if picked."""
-        candidates = detect(text, self.flows.languages)
+        candidates = detect(text, self.flows.languages, self.e.identifier)
         if len(candidates) == 1:
             self.p.language = candidates[0]
             self.d.vars.pop("_language_candidates", None)
@@ -205,8 +310,15 @@ class Run:
                 target, self.d.return_to = self.d.return_to, None
                 allow_return = False
                 continue
-            if node.kind == "ask_media" and not self.ctx.accepts_media:
+            if node.kind == "ask_media" and (not self.ctx.accepts_media or self.has_media(node.accept_media)):
+                target = node.next  # no media here, or the answer before already brought a photo
+                continue
+            if node.kind == "ask_text" and node.save_as in self.d.vars.get("_prefilled", ()):
+                self.d.vars["_prefilled"].remove(node.save_as)  # answered already (an idea typed earlier)
                 target = node.next
+                continue
+            if node.nothing_open and not self.any_dialogue_open(node):
+                target = node.nothing_open
                 continue
             if node.waits_for_input:
                 self.d.node = node.id
@@ -220,6 +332,19 @@ class Run:
                 return
             target = nodes.PASSING[node.kind](self, node)
         raise RuntimeError(f"flow loops without waiting for input near {target!r}")
+
+    def has_media(self, kinds: tuple[str, ...]) -> bool:
+        return any(
+            m.get("kind") in kinds
+            for key, value in self.d.vars.items()
+            if key.endswith("__media") and isinstance(value, list)
+            for m in value
+        )
+
+    def any_dialogue_open(self, node: Node) -> bool:
+        return any(
+            c.dialogue and self.flows.process.is_open(c.dialogue, self.ctx.now) for c in self.flows.choices_of(node)
+        )
 
     def advance(self, target: str | None, returns_to: str | None = None) -> None:
         self.d.misses = 0
@@ -301,10 +426,38 @@ class Run:
             self.say(node.text or "", self.params(node), self.choices(node), short=node.sms_text)
 
     def match(
-        self, choices: tuple[Choice, ...], message: Message, extra_words: Mapping[str, tuple[str, str]] | None = None
-    ) -> Choice | None:
-        langs = [self.e.catalogs.get(code) for code in {self.p.language, "en"} if code]
-        return match(choices, message, langs, extra_words)
+        self,
+        choices: tuple[Choice, ...],
+        message: Message,
+        extra_words: Mapping[str, tuple[str, str]] | None = None,
+        partial: bool = True,
+    ) -> Match | None:
+        codes = dict.fromkeys(c for c in (self.p.language, self.d.vars.get("_reply_language"), "en") if c)
+        langs = [self.e.catalogs.get(code) for code in codes]
+        return match(choices, message, langs, extra_words, partial)
+
+    def picked(self, choices: tuple[Choice, ...], message: Message) -> Choice | None:
+        """Only a sure match (for questions that do not ask "Did you mean …?")."""
+        found = self.match(choices, message)
+        return found.choice if found is not None and found.sure else None
+
+    # -- what residents are told about the process and who to ask -------------------
+
+    def contact(self) -> Msg:
+        return contact_of(self.flows)
+
+    def phase_now(self) -> Msg:
+        """What is open now, else what opens next, else that it is over."""
+        process, now, zone = self.flows.process, self.ctx.now, self.ctx.zone
+        open_now = [p for p in process.phases if p.state(now) == "open"]
+        if open_now:
+            p = open_now[0]
+            return Msg(M.PHASE_OPEN, (("phase", Msg(p.name)), ("date", p.ends.astimezone(zone).date())))
+        upcoming = sorted((p for p in process.phases if p.state(now) == "upcoming"), key=lambda p: p.starts)
+        if upcoming:
+            p = upcoming[0]
+            return Msg(M.PHASE_NEXT, (("phase", Msg(p.name)), ("date", p.starts.astimezone(zone).date())))
+        return Msg(M.PHASES_OVER)
 
     def miss(self) -> None:
         self.d.misses += 1
@@ -317,11 +470,21 @@ class Run:
         reprompt: bool = True,
         count: str | None = None,
     ) -> None:
+        """Say why the answer was not taken, in the channel's own way of answering; the
+        second time the options again, compactly; the third time, HELP and a person."""
         self.miss()
         lang = self.p.language  # None before a language is chosen: say it in all
         candidates = tuple(self.d.vars.get("_language_candidates") or ())
-        self.say(msgid, params, language=lang, count=count, languages=candidates)
-        if reprompt:
-            self.prompt(node)
+        if msgid == M.NOT_UNDERSTOOD and self.ctx.buttons:
+            msgid = M.NOT_UNDERSTOOD_BUTTONS
+        choices = self.choices(node) if node.kind in ("ask_choice",) else ()
         if self.d.misses % 3 == 0:
-            self.say(M.STUCK, language=lang, languages=candidates)
+            self.say(msgid, params, language=lang, count=count, languages=candidates)
+            self.say(M.STUCK, {"contact": self.contact()}, choices, language=lang, languages=candidates, compact=True)
+        elif self.d.misses % 3 == 2 and choices:
+            self.say(msgid, params, language=lang, count=count, languages=candidates)
+            self.say(M.CHOOSE_FROM, {}, choices, language=lang, languages=candidates, compact=True)
+        else:
+            self.say(msgid, params, language=lang, count=count, languages=candidates)
+            if reprompt:
+                self.prompt(node)

@@ -74,6 +74,8 @@ class NodeChecks:
                 self.problem(node, f"choice {c.value!r} returns to unknown node {c.returns_to!r}")
         if node.options:
             self.target(node, node.next, "next")
+        if node.nothing_open is not None:
+            self.target(node, node.nothing_open, "nothing_open")
 
     def _media_kinds(self, node: Node) -> None:
         bad = [m for m in node.accept_media if m not in MEDIA_KINDS]
@@ -122,7 +124,7 @@ def _reachable(nodes: dict[str, Node], starts: list[str]) -> set[str]:
             continue
         seen.add(nid)
         n = nodes[nid]
-        todo.extend(t for t in (n.next, n.default, *n.cases.values()) if t)
+        todo.extend(t for t in (n.next, n.default, n.nothing_open, *n.cases.values()) if t)
         todo.extend(t for c in n.choices for t in (c.next, c.returns_to) if t)
     return seen
 

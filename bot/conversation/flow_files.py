@@ -14,8 +14,10 @@ import yaml
 
 from bot.conversation.flow_checks import validate
 from bot.conversation.flows import (
+    MEANINGS,
     NODE_KINDS,
     Choice,
+    Contact,
     FlowError,
     FlowSet,
     Language,
@@ -118,8 +120,47 @@ def _load_option_list(folder: Path, kind: str, problems: list[str]) -> tuple[Opt
         if oid in seen:
             problems.append(f"{path}:{line}: duplicate id {oid!r}")
         seen.add(oid)
-        items.append(Option(oid, str(item[key])))
+        items.append(Option(oid, str(item[key]), _aliases(item.get("aliases"), f"{path}:{line}", problems)))
+    _check_aliases(items, str(path), problems)
     return tuple(items)
+
+
+def _aliases(data: Any, where: str, problems: list[str]) -> dict[str, tuple[str, ...]]:
+    """``aliases``: a list (any language) or a mapping language -> list of words."""
+    if data is None:
+        return {}
+    if isinstance(data, list):
+        data = {"*": data}
+    if not isinstance(data, dict):
+        problems.append(f"{where}: aliases must be a list of words or a mapping of language to words")
+        return {}
+    out: dict[str, tuple[str, ...]] = {}
+    for lang, words in data.items():
+        if str(lang).startswith("__"):
+            continue
+        if not isinstance(words, list) or not all(isinstance(w, (str, int)) and str(w).strip() for w in words):
+            problems.append(f"{where}: aliases for {lang!r} must be a list of words")
+            continue
+        out[str(lang)] = tuple(str(w) for w in words)
+    return out
+
+
+def _check_aliases(items: list[Option] | list[Choice], file: str, problems: list[str]) -> None:
+    """No word may stand for two entries in one language (a resident would be sent the wrong way)."""
+    from bot.conversation.matching import fold
+
+    owner: dict[tuple[str, str], str] = {}
+    for item in items:
+        oid = item.id if isinstance(item, Option) else item.value
+        for lang, words in item.aliases.items():
+            for word in words:
+                for scope in ("*", lang) if lang != "*" else ("*",):
+                    key = (scope, fold(word))
+                    if key in owner and owner[key] != oid:
+                        problems.append(
+                            f"{file}:1: alias {word!r} ({lang}) is given to both {owner[key]!r} and {oid!r}"
+                        )
+                    owner[key] = oid
 
 
 def _load_options(folder: Path, problems: list[str]) -> tuple[dict[str, tuple[Option, ...]], tuple[Language, ...]]:
@@ -173,8 +214,13 @@ def _choices(flow_id: str, name: str, spec: dict[Any, Any], where: str, problems
                 next=_qualify(flow_id, c.get("next")),
                 returns_to=_qualify(flow_id, c.get("return")),
                 dialogue=_str(c.get("dialogue")),
+                means=_str(c.get("means")),
+                aliases=_aliases(c.get("aliases"), where, problems),
             )
         )
+        if choices[-1].means is not None and choices[-1].means not in MEANINGS:
+            problems.append(f"{where}: node {name!r}: means must be one of {', '.join(MEANINGS)}")
+    _check_aliases(choices, where.rsplit(":", 1)[0], problems)
     return tuple(choices)
 
 
@@ -217,6 +263,7 @@ def _node(flow_id: str, name: str, spec: dict[Any, Any], file: str, line: int, p
             dialogue=_str(spec.get("dialogue")),
             upcoming_text=_str(spec.get("upcoming_text")),
             closed_text=_str(spec.get("closed_text")),
+            nothing_open=_qualify(flow_id, spec.get("nothing_open")),
         )
     except (TypeError, ValueError) as exc:
         problems.append(f"{file}:{line}: node {name!r}: {exc}")
@@ -274,6 +321,19 @@ def _load_dialogues(sources: list[Path], problems: list[str]) -> dict[str, Node]
     return nodes
 
 
+def _contact(process: dict[str, Any], file: str, problems: list[str]) -> Contact | None:
+    """The human contact residents are told about; HELP must lead to a person."""
+    data = process.get("contact")
+    line = data.get("__line__", 1) if isinstance(data, dict) else 1
+    if not isinstance(data, dict) or not all(_str(data.get(k)) for k in ("phone", "email", "hours")):
+        problems.append(
+            f"{file}:{line}: contact needs phone, email and hours (a person residents can reach; "
+            "HELP and the moderation notices name it)"
+        )
+        return None
+    return Contact(str(data["phone"]), str(data["email"]), str(data["hours"]))
+
+
 def load_flows(folder: Path, zone: ZoneInfo = ZoneInfo("Europe/Berlin")) -> FlowSet:
     """Load and validate every flow; raise FlowError listing all problems."""
     problems: list[str] = []
@@ -292,9 +352,16 @@ def load_flows(folder: Path, zone: ZoneInfo = ZoneInfo("Europe/Berlin")) -> Flow
         problems.append(
             f"{process_path}:1: operator is missing (who runs this bot; residents are told when they send HELP)"
         )
+    contact = _contact(process, str(process_path), problems)
+    offer_idea = _str(process.get("offer_idea"))
+    if offer_idea is not None and offer_idea not in nodes:
+        problems.append(f"{process_path}:1: offer_idea leads to unknown node {offer_idea!r}")
     if problems:
         raise FlowError(problems)
     return FlowSet(
+        contact=contact,
+        publication_url=(_str(process.get("publication_url")) or "").strip(),
+        offer_idea=offer_idea,
         nodes=nodes,
         entry=entry,
         menu=menu,

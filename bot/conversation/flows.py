@@ -19,14 +19,24 @@ with all of them). This module is the model the engine walks.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.conversation.phases import Process
 
 NODE_KINDS = ("say", "ask_choice", "ask_text", "ask_media", "rate_statements", "branch", "gate", "action", "end")
-ACTIONS = ("set_language", "record_consent", "decline_consent", "set_updates", "store_idea")
+ACTIONS = (
+    "set_language",
+    "record_consent",
+    "decline_consent",
+    "set_updates",
+    "store_idea",
+    "nothing_open",
+    "take_kept_idea",
+    "drop_kept_idea",
+)
+MEANINGS = ("yes", "no", "unsure")  # what a choice means, so yes/no words and emoji pick it
 OPTION_LISTS = ("languages", "topics", "districts", "statements")
 MEDIA_KINDS = ("voice", "photo")
 
@@ -46,6 +56,8 @@ class Choice:
     next: str | None = None
     returns_to: str | None = None  # come back here after the target node is answered
     dialogue: str | None = None  # shown only while this dialogue's phase is open
+    means: str | None = None  # "yes", "no" or "unsure": the answer words of that meaning pick this choice
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)  # language ("*": any) -> words
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,7 @@ class Node:
     dialogue: str | None = None  # gate: whose phase must be open
     upcoming_text: str | None = None  # gate: msgid with {date}
     closed_text: str | None = None  # gate: msgid with {date}
+    nothing_open: str | None = None  # ask_choice: where to go when none of its dialogues' phases is open
 
     @property
     def flow(self) -> str:
@@ -88,6 +101,16 @@ class Node:
 class Option:
     id: str
     label: str  # msgid, or an endonym for languages
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)  # language ("*": any) -> words
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A person residents can reach (process.yaml ``contact``); ``hours`` is a msgid."""
+
+    phone: str
+    email: str
+    hours: str
 
 
 @dataclass(frozen=True)
@@ -113,6 +136,9 @@ class FlowSet:
     options: dict[str, tuple[Option, ...]]
     consent_version: str
     operator: str = ""
+    contact: Contact | None = None
+    publication_url: str = ""
+    offer_idea: str | None = None  # the node that offers to take free text as an idea (process.yaml)
     process: Process = field(default_factory=Process)
     whatsapp_templates: dict[str, str] = field(default_factory=dict)  # language -> Content SID
     sources: tuple[Path, ...] = ()
@@ -132,7 +158,10 @@ class FlowSet:
 
     def choices_of(self, node: Node) -> tuple[Choice, ...]:
         if node.options:
-            return tuple(Choice(value=o.id, label=o.label, next=node.next) for o in self.options.get(node.options, ()))
+            return tuple(
+                Choice(value=o.id, label=o.label, next=node.next, aliases=o.aliases)
+                for o in self.options.get(node.options, ())
+            )
         return node.choices
 
     def msgids(self) -> Iterator[tuple[str, str, int]]:
@@ -155,6 +184,8 @@ class FlowSet:
                 continue
             for opt in opts:
                 yield opt.label, f"{kind}.yaml", 0
+        if self.contact is not None:
+            yield self.contact.hours, "process.yaml", 0
         for phase in self.process.phases:
             for text in (phase.name, phase.description, phase.announcement):
                 if text:

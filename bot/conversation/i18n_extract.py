@@ -13,7 +13,18 @@ import yaml
 
 from bot.conversation.flow_files import LineLoader
 
-TEXT_KEYS = ("text", "label", "comment_text", "sms_text", "hours", "upcoming_text", "closed_text", "name", "description", "announcement")
+TEXT_KEYS = (
+    "text",
+    "label",
+    "comment_text",
+    "sms_text",
+    "hours",
+    "upcoming_text",
+    "closed_text",
+    "name",
+    "description",
+    "announcement",
+)
 
 
 def _walk(node: Any, parent_key: str | None = None) -> Iterator[tuple[int, str]]:

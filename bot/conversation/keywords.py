@@ -51,8 +51,15 @@ def find(index: dict[str, Keyword], message: Message) -> Keyword | None:
     return index.get(normalise(message.text))
 
 
-DELETE_CHOICES = (Choice("yes", M.DELETE_YES), Choice("no", M.DELETE_NO))
-RESUME_CHOICES = (Choice("continue", M.RESUME_CONTINUE), Choice("restart", M.RESUME_RESTART))
+DELETE_CHOICES = (
+    Choice("yes", M.DELETE_YES, means="yes"),
+    Choice("keep_ideas", M.DELETE_KEEP_IDEAS),
+    Choice("no", M.DELETE_NO, means="no"),
+)
+RESUME_CHOICES = (
+    Choice("continue", M.RESUME_CONTINUE, means="yes"),
+    Choice("restart", M.RESUME_RESTART, means="no"),
+)
 RESUME_WORDS = {"continue": M.CONTINUE_WORDS, "restart": M.RESTART_WORDS}
 
 
@@ -77,7 +84,11 @@ def handle(run: Run, kw: Keyword, message: Message) -> None:
             run.say(M.STARTED, language=fallback)
         reprompt_or_home(run)
     elif name == "help":
-        run.say(M.HELP, {"operator": run.flows.operator}, language=fallback)
+        params = {"operator": run.flows.operator, "phase": run.phase_now(), "contact": run.contact()}
+        run.say(M.HELP, params, language=fallback)
+        reprompt_or_home(run)
+    elif name == "info":
+        run.say(M.PRIVACY_NOTICE, {"operator": run.flows.operator, "contact": run.contact()}, language=fallback)
         reprompt_or_home(run)
     elif name == "menu":
         run.reset()
@@ -116,20 +127,29 @@ def reprompt_or_home(run: Run) -> None:
 
 
 def confirm_delete(run: Run, message: Message) -> None:
-    picked = run.match(DELETE_CHOICES, message)
-    if picked is None:
-        run.miss()
+    """Only a clear yes erases. Anything else once more asks again; a second time it
+    means no, and the message is taken as an answer to where they were (no loop)."""
+    found = run.match(DELETE_CHOICES, message, partial=False)
+    picked = found.choice if found is not None else None
+    if picked is None and not run.d.vars.get("_delete_asked_again"):
+        run.d.vars["_delete_asked_again"] = True
         ask_delete(run)
         return
+    run.d.vars.pop("_delete_asked_again", None)
     lang = reply_language(run)
     run.d.vars.pop("_reply_language", None)
-    if picked.value == "yes":
-        run.effects.append(EraseResident())
+    if picked is not None and picked.value in ("yes", "keep_ideas"):
+        keep = picked.value == "keep_ideas"
+        run.effects.append(EraseResident(keep_ideas=keep))
         run.conv = Conversation()
-        run.say(M.DELETED, language=lang)
+        run.say(M.DELETED_KEPT_IDEAS if keep else M.DELETED, language=lang)
+        return
+    run.d.pending = None
+    run.say(M.NOT_DELETED, language=lang)
+    node = run.current()
+    if picked is None and node is not None:
+        run.answer(node, message)
     else:
-        run.d.pending = None
-        run.say(M.NOT_DELETED, language=lang)
         reprompt_or_home(run)
 
 
@@ -139,14 +159,19 @@ def ask_resume(run: Run) -> None:
 
 
 def resume(run: Run, message: Message) -> None:
-    picked = run.match(RESUME_CHOICES, message, extra_words=RESUME_WORDS)
-    if picked is None:
-        run.miss()
-        ask_resume(run)
-        return
+    """Continue (yes) or start over (no). Any other answer is taken as an answer to the
+    question they left open — they are continuing — so nobody is asked this twice."""
+    found = run.match(RESUME_CHOICES, message, extra_words=RESUME_WORDS, partial=False)
     run.d.pending = None
     run.d.misses = 0
-    if picked.value == "continue":
+    node = run.current()
+    if found is None:
+        if node is None:
+            run.enter(run.home())
+        else:
+            run.answer(node, message)
+        return
+    if found.choice.value == "continue":
         reprompt_or_home(run)
     else:
         run.reset()

@@ -1,15 +1,51 @@
 """Guess a resident's language from their first message — offline and
 predictable, from data in ``flows/languages.yaml`` (script, distinctive
-letters, greetings). Returns candidates: one when sure, two when the script
-narrows it to a pair (Arabic/Farsi, Ukrainian/Russian), none when unsure.
+letters, greetings) and, for a sentence or more of free text, a language
+identification model (py3langid, shipped with the package, no download).
+Returns candidates: one when sure, two when the script narrows it to a pair
+(Arabic/Farsi, Ukrainian/Russian), none when unsure.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections import Counter
+from functools import lru_cache
+from typing import Any
 
 from bot.conversation.flows import Language
+
+MIN_WORDS = 3  # fewer words say too little about a language ("ja", "Kreuzberg")
+CONFIDENT = 0.95
+
+
+@lru_cache(maxsize=4)
+def _model(codes: tuple[str, ...]) -> Any:
+    """py3langid restricted to these languages (loading takes about a second: once per process)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier.set_languages(list(codes))
+    return identifier
+
+
+class Identifier:
+    """Which offered language a free text is in, when the model is confident."""
+
+    def __init__(self, languages: tuple[Language, ...]) -> None:
+        # easy-read variants share their base language's words: never guessed from text
+        self.codes = {lang.code.split("-")[0]: lang.code for lang in languages if lang.greetings}
+
+    def __call__(self, text: str, pool: list[Language]) -> str | None:
+        allowed = tuple(sorted(c for c in self.codes if self.codes[c] in {lang.code for lang in pool}))
+        if len(text.split()) < MIN_WORDS or not allowed:
+            return None
+        try:
+            code, probability = _model(allowed).classify(text)
+        except (ValueError, KeyError):  # a language the model does not know
+            return None
+        return self.codes[code] if probability >= CONFIDENT else None
+
 
 _SCRIPTS = {"LATIN": "Latn", "ARABIC": "Arab", "CYRILLIC": "Cyrl"}
 
@@ -30,7 +66,7 @@ def _clean(text: str) -> str:
     return " ".join(kept.casefold().split())
 
 
-def detect(text: str | None, languages: tuple[Language, ...]) -> list[str]:
+def detect(text: str | None, languages: tuple[Language, ...], identify: Identifier | None = None) -> list[str]:
     if not text or not text.strip():
         return []
     cleaned = _clean(text)
@@ -43,11 +79,16 @@ def detect(text: str | None, languages: tuple[Language, ...]) -> list[str]:
         for greeting in lang.greetings:
             if cleaned == greeting or cleaned.startswith(greeting + " "):
                 return [lang.code]
-    # 2. letters only one of the offered languages uses
+    # 2. a sentence the model is sure about
+    if identify is not None:
+        found = identify(text, pool)
+        if found is not None:
+            return [found]
+    # 3. letters only one of the offered languages uses
     by_letters = [lang.code for lang in pool if lang.letters and any(ch in lang.letters for ch in cleaned)]
     if len(by_letters) == 1:
         return by_letters
-    # 3. a script shared by just a few languages: ask between those
+    # 4. a script shared by just a few languages: ask between those
     candidates = [lang.code for lang in pool if lang.greetings]  # never guess easy-read variants
     if 1 < len(candidates) <= 2:
         return candidates

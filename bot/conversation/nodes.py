@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bot.conversation import statements
 from bot.conversation import texts as M
 from bot.conversation.flows import Choice, Node
-from bot.conversation.matching import letters, media_problem
+from bot.conversation.matching import Match, fold, letters, looks_like_idea, media_problem, normalise, words
 from bot.conversation.session import Conversation, Profile
-from bot.conversation.step import EraseResident, Message, RecordConsent, StoreIdea
+from bot.conversation.step import EraseResident, Message, Msg, RecordConsent, ReplyChoice, StoreIdea
 from bot.values import Media
 
 if TYPE_CHECKING:  # pragma: no cover
     from bot.conversation.engine import Run
 
 SKIP = (Choice("skip", M.SKIP),)
+IDEA = "idea"  # the answer store_idea stores as the idea's text
 
 
 class WaitingNode(Protocol):
@@ -38,19 +39,63 @@ class AskChoice:
         run.ask(node)
 
     def answer(self, run: Run, node: Node, message: Message) -> None:
-        picked = run.match(run.choice_list(node), message)
-        if picked is None and node.options == "languages" and run.guess_language(message.text):
-            picked = Choice(run.p.language or "", "", node.next)
-        if picked is None:
+        idea_like = looks_like_idea(message.text) and message.choice is None
+        found = run.match(run.choice_list(node), message, partial=not idea_like)
+        if found is None and node.options == "languages" and run.guess_language(message.text):
+            found = Match(Choice(run.p.language or "", "", node.next))
+        if found is None and idea_like:
+            if node.id == run.flows.offer_idea:
+                pass  # already asking about an idea
+            elif run.p.consented and run.can_offer_idea():
+                run.offer_idea(message.text or "", back=node.id)
+                return
+            elif not run.p.consented and not run.d.vars.get("kept_idea"):
+                run.d.vars["kept_idea"] = (message.text or "").strip()  # offered once they agreed
+        if found is None:
             run.not_understood(node)
             return
-        if node.save_as:
-            run.d.vars[node.save_as] = picked.value
-            if node.options == "languages":
-                run.d.vars.pop("_language_candidates", None)
-            else:
-                run.d.vars[f"{node.save_as}__label"] = picked.label
-        run.advance(picked.next or node.next, picked.returns_to)
+        if not found.sure:
+            ask_did_you_mean(run, node, found.choice)
+            return
+        take(run, node, found.choice)
+
+
+def take(run: Run, node: Node, picked: Choice) -> None:
+    """The resident picked this choice at this node."""
+    if node.save_as:
+        run.d.vars[node.save_as] = picked.value
+        if node.options == "languages":
+            run.d.vars.pop("_language_candidates", None)
+        else:
+            run.d.vars[f"{node.save_as}__label"] = picked.label
+    run.advance(picked.next or node.next, picked.returns_to)
+
+
+def ask_did_you_mean(run: Run, node: Node, maybe: Choice) -> None:
+    """A near miss ("Kreuzbreg"): ask before taking it."""
+    from bot.conversation.engine import YES_NO
+
+    run.d.pending = "did_you_mean"
+    run.d.vars["_maybe"] = maybe.value
+    label = Msg(maybe.label) if node.options != "languages" else maybe.label
+    run.say(M.DID_YOU_MEAN, {"option": label}, tuple(ReplyChoice(c.value, c.label) for c in YES_NO))
+
+
+def did_you_mean(run: Run, node: Node, message: Message) -> bool:
+    """The answer to "Did you mean …?"; False when it is no yes/no (then it is a new answer to the node)."""
+    from bot.conversation.engine import YES_NO
+
+    maybe = run.d.vars.pop("_maybe", None)
+    run.d.pending = None
+    found = run.match(YES_NO, message, partial=False)
+    if found is None:
+        return False
+    picked = next((c for c in run.choice_list(node) if c.value == maybe), None)
+    if found.choice.value == "yes" and picked is not None:
+        take(run, node, picked)
+    else:
+        run.not_understood(node)
+    return True
 
 
 class AskText:
@@ -61,13 +106,14 @@ class AskText:
         assert node.save_as
         if message.media is not None:
             if message.media.kind in node.accept_media:
-                run.d.vars[node.save_as] = (message.text or "").strip()
+                run.d.vars[node.save_as] = (message.text or "").strip()  # the caption, if any
                 run.d.vars[f"{node.save_as}__media"] = [asdict(message.media)]
+                run.took_media(f"{node.save_as}__media", message)
                 run.advance(node.next)
             else:
                 run.not_understood(node, media_problem(message.media), reprompt=False)
             return
-        if node.optional and run.match(SKIP, message) is not None:
+        if node.optional and skipped(run, message):
             run.d.vars[node.save_as] = ""
             run.advance(node.next)
             return
@@ -83,6 +129,23 @@ class AskText:
         run.d.vars[node.save_as] = text
         run.d.vars.pop(f"{node.save_as}__media", None)
         run.advance(node.next)
+
+
+def skipped(run: Run, message: Message) -> bool:
+    """ "Skip", or a no/skip word ("nein", "no thanks", "-", "👎") to an optional question."""
+    if run.match(SKIP, message, partial=False) is not None:
+        return True
+    said = normalise(message.text or "") if message.choice is None else ""
+    if not said:
+        return False
+    langs = [run.e.catalogs.get(code) for code in dict.fromkeys(c for c in (run.p.language, "en") if c)]
+    for ctx, msgid in (M.NO_WORDS, M.SKIP_WORDS):
+        found = words(msgid)
+        for tr in langs:
+            found |= words(tr.pgettext(ctx, msgid))
+        if said in found or fold(said) in {fold(w) for w in found}:
+            return True
+    return False
 
 
 def text_problem(text: str, min_length: int, max_length: int) -> tuple[Any, dict[str, Any], str | None] | None:
@@ -106,9 +169,10 @@ class AskMedia:
         key = f"{node.save_as or node.id}__media"
         if message.media is not None and message.media.kind in node.accept_media:
             run.d.vars[key] = [asdict(message.media)]
+            run.took_media(key, message)
             run.advance(node.next)
             return
-        if node.optional and run.match(SKIP, message) is not None:
+        if node.optional and skipped(run, message):
             run.d.vars.pop(key, None)
             run.advance(node.next)
             return
@@ -211,7 +275,37 @@ def _store_idea(run: Run, node: Node) -> str | None:
     return node.next
 
 
+def _nothing_open(run: Run, node: Node) -> str | None:
+    """Between phases: what is open now (nothing) and when the next phase opens; after the last, the end."""
+    told = run.phase_now()
+    if told.msgid == M.PHASES_OVER:
+        run.say(M.PHASES_OVER)
+        return None
+    run.say(M.NOTHING_OPEN, {"next": told})
+    return node.next
+
+
+def _take_kept_idea(run: Run, node: Node) -> str | None:
+    """The text the resident typed earlier becomes their idea; its question is skipped."""
+    text = run.d.vars.pop("kept_idea", None)
+    run.d.vars.pop("_back", None)
+    if text:
+        run.d.vars[IDEA] = text
+        run.d.vars.setdefault("_prefilled", []).append(IDEA)
+    return node.next
+
+
+def _drop_kept_idea(run: Run, node: Node) -> str | None:
+    """Not an idea after all: back to the question the resident was at (else the node's next)."""
+    run.d.vars.pop("kept_idea", None)
+    back = run.d.vars.pop("_back", None)
+    return back if back in run.flows.nodes else node.next
+
+
 ACTIONS: dict[str, Callable[[Run, Node], str | None]] = {
+    "nothing_open": _nothing_open,
+    "take_kept_idea": _take_kept_idea,
+    "drop_kept_idea": _drop_kept_idea,
     "set_language": _set_language,
     "record_consent": _record_consent,
     "decline_consent": _decline_consent,

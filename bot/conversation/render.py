@@ -49,10 +49,13 @@ def _format(template: str, params: Mapping[str, Any], fallback: str) -> str:
 
 
 def format_value(tr: Translator, value: Any) -> str:
-    """One parameter, formatted for the translator's locale."""
+    """One parameter, formatted for the translator's locale (a :class:`Msg` with its own parameters)."""
     locale = tr.language.locale
     if isinstance(value, Msg):
-        return tr.gettext(value.msgid)
+        template = tr.gettext(value.msgid)
+        if not value.params:
+            return template
+        return _fill(tr, template, value.msgid, dict(value.params))
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, (int, float)):
@@ -66,16 +69,27 @@ def format_value(tr: Translator, value: Any) -> str:
     return str(value)
 
 
+def _fill(tr: Translator, template: str, fallback: str, values: Mapping[str, Any]) -> str:
+    """The template with its values formatted (isolated in right-to-left languages).
+
+    A value that ends with a full stop right before the template's own
+    (Russian "2 января 2022 г." + ".") loses its own, so no line ends in "г..".
+    """
+    rtl = tr.language.direction == "rtl"
+    params = {}
+    for key, value in values.items():
+        shown = format_value(tr, value)
+        if shown.endswith(".") and ("{" + key + "}.") in template:
+            shown = shown[:-1]
+        params[key] = isolate(shown) if rtl and not isinstance(value, Msg) else shown
+    return _format(template, params, fallback)
+
+
 class Renderer:
     def __init__(self, catalogs: Catalogs) -> None:
         self.catalogs = catalogs
 
     def text(self, tr: Translator, reply: Reply, compact: bool = False) -> str:
-        rtl = tr.language.direction == "rtl"
-        params = {}
-        for key, value in reply.params.items():
-            shown = format_value(tr, value)
-            params[key] = isolate(shown) if rtl and not isinstance(value, Msg) else shown
         if reply.plural is not None:
             n = int(reply.params.get(reply.count or "", 0))
             template = tr.ngettext(reply.msgid, reply.plural, n)
@@ -84,7 +98,7 @@ class Renderer:
             template, fallback = tr.gettext(reply.short), reply.short
         else:
             template = fallback = tr.gettext(reply.msgid)
-        return _format(template, params, fallback)
+        return _fill(tr, template, fallback, reply.params)
 
     def _multilingual(self, reply: Reply) -> list[Translator]:
         codes = list(reply.languages) or [self.catalogs.default_code, "en"]
@@ -111,10 +125,9 @@ class Renderer:
             direction = tr.language.direction
         choices = tuple(OutgoingChoice(c.value, tr.gettext(c.label) if c.translate else c.label) for c in reply.choices)
         if choices and not caps.buttons:
-            lines = [f"{i} {c.label}" for i, c in enumerate(choices, 1)]
-            if direction == "rtl":
-                lines = [f"{isolate(str(i))} {c.label}" for i, c in enumerate(choices, 1)]
-            body = body + "\n" + "\n".join(lines)
+            number = (lambda i: isolate(str(i))) if direction == "rtl" else str
+            lines = [f"{number(i)} {c.label}" for i, c in enumerate(choices, 1)]
+            body = body + ("\n" + " · ".join(lines) if reply.compact else "\n" + "\n".join(lines))
         return Outgoing(text=body, language=reply.language, direction=direction, choices=choices)
 
     def render_parts(self, reply: Reply, caps: Capabilities) -> list[Outgoing]:

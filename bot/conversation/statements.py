@@ -8,11 +8,18 @@ from typing import TYPE_CHECKING, Any
 
 from bot.conversation import texts as M
 from bot.conversation.flows import Choice, Node
-from bot.conversation.matching import media_problem
+from bot.conversation.matching import letters, media_problem
 from bot.conversation.step import Message, Msg, ReplyChoice, StoreFeedback
 
 if TYPE_CHECKING:  # pragma: no cover
     from bot.conversation.engine import Run
+
+
+def skipped(run: Run, message: Message) -> bool:
+    from bot.conversation.nodes import skipped as said_skip
+
+    return said_skip(run, message)
+
 
 SKIP = (Choice("skip", M.SKIP),)
 
@@ -39,34 +46,29 @@ def prompt(run: Run, node: Node) -> None:
 
 def answer(run: Run, node: Node, message: Message) -> None:
     state = state_of(run, node)
-    if state["phase"] == "rate":
-        picked = run.match(node.choices, message)
-        if picked is None:
-            run.not_understood(node)
-            return
-        state.update(phase="comment", rating=picked.value)
-        run.d.misses = 0
-        run.prompt(node)
-        return
     if run.too_late(node.flow):
         run.d.vars.pop("_rs", None)
         run.reset()
         run.enter(run.flows.menu)
         return
+    items = run.flows.options["statements"]
+    if state["phase"] == "rate":
+        picked = run.picked(node.choices, message)
+        if picked is None:
+            run.not_understood(node)
+            return
+        # stored now: a resident who leaves at the comment question keeps their rating
+        _store(run, items[state["i"]].id, picked.value, "", ())
+        state.update(phase="comment", rating=picked.value)
+        run.d.misses = 0
+        run.prompt(node)
+        return
     taken = _comment(run, node, message)
     if taken is None:
         return
     comment, media = taken
-    items = run.flows.options["statements"]
-    run.effects.append(
-        StoreFeedback(
-            statement=items[state["i"]].id,
-            rating=state["rating"],
-            comment=comment,
-            language=run.p.language or run.flows.default_language.code,
-            media=media,
-        )
-    )
+    if comment or media:
+        _store(run, items[state["i"]].id, state["rating"], comment, media)
     state.update(i=state["i"] + 1, phase="rate")
     state.pop("rating", None)
     if state["i"] >= len(items):
@@ -77,6 +79,19 @@ def answer(run: Run, node: Node, message: Message) -> None:
         run.prompt(node)
 
 
+def _store(run: Run, statement: str, rating: str, comment: str, media: tuple[Any, ...]) -> None:
+    """One current rating per resident and statement: storage updates the earlier one."""
+    run.effects.append(
+        StoreFeedback(
+            statement=statement,
+            rating=rating,
+            comment=comment,
+            language=run.p.language or run.flows.default_language.code,
+            media=media,
+        )
+    )
+
+
 def _comment(run: Run, node: Node, message: Message) -> tuple[str, tuple[Any, ...]] | None:
     """(comment, media) from the answer to "add a comment?", or None when it was not taken."""
     accepted = node.accept_media or ("voice",)
@@ -85,11 +100,14 @@ def _comment(run: Run, node: Node, message: Message) -> tuple[str, tuple[Any, ..
             run.not_understood(node, media_problem(message.media))
             return None
         return (message.text or "").strip(), (message.media,)
-    if run.match(SKIP, message) is not None:
+    if skipped(run, message):
         return "", ()
     comment = (message.text or "").strip()
     if not comment:
         run.not_understood(node, M.TEXT_EMPTY)
+        return None
+    if not letters(comment):  # "2": a number meant for the question before, not a comment
+        run.not_understood(node, M.TEXT_NO_WORDS)
         return None
     if len(comment) > node.max_length:
         params = {"length": len(comment), "max": node.max_length}

@@ -19,9 +19,10 @@ from bot.values import Media
 
 @dataclass(frozen=True)
 class Msg:
-    """A translatable parameter value (e.g. a topic label)."""
+    """A translatable parameter value (e.g. a topic label), itself with parameters."""
 
     msgid: str
+    params: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Reply:
     count: str | None = None
     languages: tuple[str, ...] = ()
     short: str | None = None  # msgid of a shorter wording for compact channels (SMS)
+    compact: bool = False  # the choices once more, briefly: numbers on one line where there are no buttons
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Context:
     new_reference: str
     session_timeout: timedelta = timedelta(hours=24)
     accepts_media: bool = False
+    buttons: bool = False  # the channel shows choices as buttons (else: numbers to type)
     zone: tzinfo = ZoneInfo("Europe/Berlin")  # for the dates residents are told
 
 

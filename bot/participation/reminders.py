@@ -19,6 +19,7 @@ from typing import Any
 
 from bot.app import Kiezstimme
 from bot.conversation import texts as M
+from bot.conversation.engine import contact_of
 from bot.conversation.phases import Phase, ReminderPoint, phase_announcements, reminder_points
 from bot.conversation.session import Conversation
 from bot.conversation.step import Context, Msg, Remind, ReminderDue, Reply
@@ -175,7 +176,11 @@ async def set_idea_status(
     msgid = STATUS_MESSAGES.get(status)
     if not notify or msgid is None:
         return True, 0
-    texts, directions = in_every_language(kz, msgid, {"reference": reference.upper()})
+    params: dict[str, Any] = {"reference": reference.upper(), "contact": contact_of(kz.flows)}
+    if status == "approved" and kz.flows.publication_url:
+        # "published" only where ideas are published, with the address to see them
+        msgid, params["url"] = M.IDEA_PUBLISHED, kz.flows.publication_url
+    texts, directions = in_every_language(kz, msgid, params)
     result = await enqueue_bulk(
         kz.db,
         key=f"status:{reference.upper()}:{status}",
