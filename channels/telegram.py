@@ -3,7 +3,10 @@
 
 Only this module knows Telegram: it verifies the secret header, turns an
 ``Update`` into :class:`Inbound` messages, sends with inline keyboards,
-acknowledges pressed buttons and downloads voice notes and photos.
+acknowledges pressed buttons and downloads voice notes and photos. What it
+cannot use (a location, a sticker, a video …) becomes a message with
+``extra["unsupported"]``; service messages (a pinned message, a changed
+auto-delete timer …) are acknowledged and dropped.
 """
 
 from __future__ import annotations
@@ -129,8 +132,10 @@ class TelegramChannel:
         elif "callback_query" in data:
             _parse_pressed_button(_obj(data, "callback_query"), provider_id, parsed)
         elif "message" in data and _obj(_obj(data, "message"), "chat").get("type") == "private":
-            parsed.inbound.append(_message_inbound(_obj(data, "message"), provider_id))
-        # edits, channel posts, groups: acknowledged, not answered
+            inbound = _message_inbound(_obj(data, "message"), provider_id)
+            if inbound is not None:
+                parsed.inbound.append(inbound)
+        # edits, channel posts, groups, service messages: acknowledged, not answered
         return parsed
 
     async def acknowledge(self, callback: dict[str, Any]) -> None:
@@ -249,8 +254,95 @@ def _parse_pressed_button(query: dict[str, Any], provider_id: str, parsed: Parse
     )
 
 
-def _message_inbound(message: dict[str, Any], provider_id: str) -> Inbound:
-    """A resident's private message: text (a /start deep link keeps its source), voice, photo, or other."""
+# What a resident can send that we cannot use, by the Message field that carries it, and
+# the kind the engine is told (``extra["unsupported"]``). Animations also set ``document``,
+# venues ``location``; both map to the same kind either way.
+UNSUPPORTED: dict[str, str] = {
+    "location": "location",
+    "venue": "location",
+    "contact": "contact",
+    "poll": "poll",
+    "sticker": "sticker",
+    "animation": "other",
+    "audio": "other",
+    "checklist": "other",
+    "dice": "other",
+    "document": "other",
+    "game": "other",
+    "giveaway": "other",
+    "giveaway_winners": "other",
+    "invoice": "other",
+    "live_photo": "other",
+    "paid_media": "other",
+    "story": "other",
+    "video": "other",
+    "video_note": "other",
+}
+# Service messages: something happened in the chat (a message pinned, the auto-delete timer
+# changed, the resident allowed the bot to write, a gift, a payment, …); nobody wrote anything,
+# so they are acknowledged and nothing is stored or answered. Most only occur in groups.
+SERVICE = frozenset(
+    {
+        "boost_added",
+        "channel_chat_created",
+        "chat_background_set",
+        "chat_owner_changed",
+        "chat_owner_left",
+        "chat_shared",
+        "checklist_tasks_added",
+        "checklist_tasks_done",
+        "connected_website",
+        "delete_chat_photo",
+        "direct_message_price_changed",
+        "forum_topic_closed",
+        "forum_topic_created",
+        "forum_topic_edited",
+        "forum_topic_reopened",
+        "general_forum_topic_hidden",
+        "general_forum_topic_unhidden",
+        "gift",
+        "gift_upgrade_sent",
+        "giveaway_completed",
+        "giveaway_created",
+        "group_chat_created",
+        "left_chat_member",
+        "managed_bot_created",
+        "message_auto_delete_timer_changed",
+        "migrate_from_chat_id",
+        "migrate_to_chat_id",
+        "new_chat_members",
+        "new_chat_photo",
+        "new_chat_title",
+        "paid_message_price_changed",
+        "passport_data",
+        "pinned_message",
+        "poll_option_added",
+        "poll_option_deleted",
+        "proximity_alert_triggered",
+        "refunded_payment",
+        "successful_payment",
+        "suggested_post_approval_failed",
+        "suggested_post_approved",
+        "suggested_post_declined",
+        "suggested_post_paid",
+        "suggested_post_refunded",
+        "supergroup_chat_created",
+        "unique_gift",
+        "users_shared",
+        "video_chat_ended",
+        "video_chat_participants_invited",
+        "video_chat_scheduled",
+        "video_chat_started",
+        "web_app_data",
+        "write_access_allowed",
+    }
+)
+
+
+def _message_inbound(message: dict[str, Any], provider_id: str) -> Inbound | None:
+    """A resident's private message: text (a /start deep link keeps its source), voice, photo
+    (with its album), something we cannot use (``extra["unsupported"]``; its caption, if any,
+    is taken as text instead), or None for a service message."""
     hint = _str(_obj(message, "from"), "language_code")
     address = _chat_id(_obj(message, "chat"))
     caption = _str(message, "caption")
@@ -274,8 +366,21 @@ def _message_inbound(message: dict[str, Any], provider_id: str) -> Inbound:
     photos = message.get("photo")
     if isinstance(photos, list) and photos and all(isinstance(p, dict) for p in photos):
         photo = max(photos, key=lambda p: (_size(p) or 0, int(p.get("width") or 0) * int(p.get("height") or 0)))
-        return inbound(caption, _remote("photo", "image/jpeg", _size(photo), str(photo["file_id"])))
-    return inbound(caption, Media(kind="unsupported", ref=""))  # stickers, documents, locations…
+        album = message.get("media_group_id")
+        return inbound(
+            caption,
+            _remote("photo", "image/jpeg", _size(photo), str(photo["file_id"])),
+            {"album": album} if isinstance(album, str) and album else None,
+        )
+    if caption and caption.strip():  # a video, a document … with words: the words are what the resident said
+        return inbound(caption)
+    kind = next((UNSUPPORTED[key] for key in message if key in UNSUPPORTED), None)
+    if kind is not None:
+        return inbound(None, extra={"unsupported": kind})
+    if any(key in SERVICE for key in message):
+        return None
+    log.info("unknown kind of Telegram message (fields %s); answered as unsupported", sorted(message)[:12])
+    return inbound(None, extra={"unsupported": "other"})
 
 
 def _size(item: dict[str, Any]) -> int | None:

@@ -1,12 +1,15 @@
 """What SMS and WhatsApp share: reading and verifying Twilio's signed form
-webhooks, the empty TwiML acknowledgement, status callbacks, the async REST
-client, error mapping and authenticated media downloads."""
+webhooks, what an inbound message holds (text, a photo or voice note, an
+album, something we cannot use), the empty TwiML acknowledgement, status
+callbacks, the async REST client, error mapping and authenticated media
+downloads."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -18,7 +21,17 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from bot.values import Inbound, Rejected, SendError, Sent, StatusUpdate, WebhookRequest, WebhookResult
+from bot.values import (
+    Inbound,
+    Media,
+    Rejected,
+    SendError,
+    Sent,
+    StatusUpdate,
+    WebhookRequest,
+    WebhookResult,
+    media_kind,
+)
 from channels.base import BuildContext
 
 log = logging.getLogger(__name__)
@@ -78,6 +91,95 @@ def has_required(form: Mapping[str, Any]) -> bool:
     return bool(form.get("MessageSid") and form.get("From"))
 
 
+# WhatsApp's ``MessageType`` values we cannot use -> the kind the engine is told (``extra["unsupported"]``)
+UNSUPPORTED_TYPES = {
+    "sticker": "sticker",  # arrives as image/webp, but is not a photo of anything
+    "location": "location",  # Latitude/Longitude/Address/Label: never stored
+    "contacts": "contact",
+    "contact": "contact",
+    "vcard": "contact",
+    "video": "other",
+    "document": "other",
+}
+NO_CAPTION = ("sticker", "location", "contact")  # nothing the resident typed comes with these
+TAKEN_TYPES = frozenset({"", "text", "image", "audio", "voice", "button", "interactive"})
+CONTACT_MIMES = frozenset({"text/vcard", "text/x-vcard", "text/directory"})
+MAX_ATTACHMENTS = 10  # Twilio's limit per MMS
+
+
+@dataclass(frozen=True)
+class Content:
+    """What an inbound message holds, in our terms (see :func:`read_content`)."""
+
+    text: str | None
+    media: Media | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def attachments(form: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(MediaUrlN, MediaContentTypeN) of every attachment, in order."""
+    try:
+        count = int(form.get("NumMedia") or 0)
+    except ValueError:
+        count = 0
+    found = []
+    for i in range(min(max(count, 0), MAX_ATTACHMENTS)):
+        url = form.get(f"MediaUrl{i}")
+        if url:
+            found.append((str(url), str(form.get(f"MediaContentType{i}") or "").split(";")[0].strip().lower()))
+    return found
+
+
+def read_content(form: Mapping[str, Any]) -> Content:
+    """The text, the photo or voice note (still to be fetched) and the extras of a message.
+
+    - WhatsApp's ``MessageType`` first: a sticker, a location, a contact card → no text, no
+      media, ``extra["unsupported"]`` ("sticker", "location", "contact"; coordinates and
+      addresses are not kept); a video or document → "other", or its caption as text.
+    - A photo or voice note: the first one is the message's media (as its ``source`` the URL
+      and type). With several attachments (an MMS) the message also gets
+      ``extra["album"] = MessageSid`` and, if there are further photos,
+      ``extra["more_media"]``: their sources in the same shape, fetched with ``fetch_media``.
+    - An image or audio file of a type we do not take: ``Media(kind="unsupported")``.
+    - Any other attachment (video, vCard, PDF …): its caption as text, else "contact"/"other".
+    - A WhatsApp message type we do not know, without text: "other".
+    """
+    body = str(form.get("Body") or "")
+    message_type = str(form.get("MessageType") or "").strip().lower()
+    files = attachments(form)
+    kind = UNSUPPORTED_TYPES.get(message_type)
+    if kind is None and not message_type and form.get("Latitude") and form.get("Longitude"):
+        kind = "location"
+    if kind in NO_CAPTION:
+        return Content(None, extra={"unsupported": kind})
+    usable = [(url, mime, taken) for url, mime in files if (taken := media_kind(mime))] if kind is None else []
+    if usable:
+        url, mime, taken = usable[0]
+        extra: dict[str, Any] = {}
+        if taken == "photo" and len(files) > 1:
+            extra["album"] = str(form["MessageSid"])
+            more = [{"url": u, "mime": m} for u, m, k in usable[1:] if k == "photo"]
+            if more:
+                extra["more_media"] = more
+        return Content(body, Media(kind=taken, ref="", mime=mime, size=0, source={"url": url, "mime": mime}), extra)
+    if kind is None and files and files[0][1].startswith(("image/", "audio/")):
+        return Content(body, Media(kind="unsupported", ref="", mime=files[0][1]))  # a file we cannot open
+    if body.strip() and (kind or files):
+        return Content(body)  # the caption of a video or document is what the resident said
+    if kind in (None, "other") and files:
+        kind = "contact" if any(mime in CONTACT_MIMES for _, mime in files) else "other"
+    if kind is None and message_type not in TAKEN_TYPES and not body.strip():
+        kind = "other"
+    if kind is not None:
+        return Content(None, extra={"unsupported": kind})
+    return Content(body)
+
+
+def is_whatsapp(address: Any) -> bool:
+    """A WhatsApp address (``whatsapp:+49…``) as Twilio writes From and To."""
+    return str(address or "").strip().lower().startswith("whatsapp:")
+
+
 def e164(number: str) -> str:
     """A phone number in E.164; numbers that do not parse are kept as given."""
     number = number.strip()
@@ -132,18 +234,19 @@ class TwilioAccount:
         self,
         request: WebhookRequest,
         parse: Callable[[Mapping[str, Any]], Inbound],
-        belongs: Callable[[str], bool],
+        belongs: Callable[[Mapping[str, Any]], bool],
         wrong: str,
     ) -> WebhookResult:
-        """An inbound message webhook: signed, complete, and sent by the kind of sender the
-        route is for (``belongs(From)``; else 400 ``wrong``) — then parsed and acknowledged."""
+        """An inbound message webhook: signed for this very URL (a form signed for another
+        route fails the signature: 403), complete, and of the kind the route is for
+        (``belongs(form)``; else 400 ``wrong``) — then parsed and acknowledged."""
         try:
             form = await self.signed_form(request)
         except Rejected as exc:
             return WebhookResult.reject(exc.status, exc.message)
         if not has_required(form):
             return WebhookResult.reject(400, "MessageSid and From are required")
-        if not belongs(str(form["From"])):
+        if not belongs(form):
             return WebhookResult.reject(400, wrong)
         return acknowledge(inbound=(parse(form),))
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.values import Capabilities, Inbound, Media, Outgoing, Sent, WebhookRequest, WebhookResult, media_kind
+from bot.values import Capabilities, Inbound, Outgoing, Sent, WebhookRequest, WebhookResult
 from channels import sms_text
 from channels.base import BuildContext, ChannelSpec
-from channels.twilio_base import STATUS_PATH, TwilioAccount, e164, shared_account
+from channels.twilio_base import STATUS_PATH, TwilioAccount, e164, is_whatsapp, read_content, shared_account
 
 NAME = "sms"
 WEBHOOK_PATH = "twilio/sms"
-WHATSAPP_PREFIX = "whatsapp:"
 
 
 def split(text: str) -> list[str]:
@@ -37,20 +36,6 @@ CAPABILITIES = Capabilities(
 )
 
 
-def remote_media(form: Mapping[str, Any]) -> Media | None:
-    """The first attachment of a Twilio webhook, still to be fetched."""
-    try:
-        count = int(form.get("NumMedia") or 0)
-    except ValueError:
-        count = 0
-    if count < 1 or not form.get("MediaUrl0"):
-        return None
-    mime = str(form.get("MediaContentType0") or "")
-    kind = media_kind(mime) or "unsupported"
-    source = {"url": str(form["MediaUrl0"]), "mime": mime} if kind != "unsupported" else None
-    return Media(kind=kind, ref="", mime=mime, size=0, source=source)
-
-
 class SmsChannel:
     name = NAME
     capabilities = CAPABILITIES
@@ -71,17 +56,19 @@ class SmsChannel:
         return await self.account.inbound_message(
             request,
             self.parse,
-            belongs=lambda sender: not sender.startswith(WHATSAPP_PREFIX),
+            belongs=lambda form: not (is_whatsapp(form.get("From")) or is_whatsapp(form.get("To"))),
             wrong="a WhatsApp message belongs on the WhatsApp route",
         )
 
     def parse(self, form: Mapping[str, Any]) -> Inbound:
+        content = read_content(form)
         return Inbound(
             channel=NAME,
             address=e164(str(form["From"])),
             provider_id=str(form["MessageSid"]),
-            text=str(form.get("Body") or ""),
-            media=remote_media(form),
+            text=content.text,
+            media=content.media,
+            extra=content.extra,
         )
 
     async def send(self, address: str, message: Outgoing) -> Sent:

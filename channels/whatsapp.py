@@ -10,8 +10,7 @@ from typing import Any
 
 from bot.values import Capabilities, Inbound, Outgoing, Sent, WebhookRequest, WebhookResult
 from channels.base import BuildContext, ChannelSpec
-from channels.twilio_base import STATUS_PATH, TwilioAccount, e164, shared_account
-from channels.twilio_sms import remote_media
+from channels.twilio_base import STATUS_PATH, TwilioAccount, e164, is_whatsapp, read_content, shared_account
 
 NAME = "whatsapp"
 WEBHOOK_PATH = "twilio/whatsapp"
@@ -51,8 +50,8 @@ class WhatsAppChannel:
         return await self.account.inbound_message(
             request,
             self.parse,
-            belongs=lambda sender: sender.startswith(PREFIX),
-            wrong="not a WhatsApp message (From lacks whatsapp:)",
+            belongs=lambda form: is_whatsapp(form.get("From")) and is_whatsapp(form.get("To")),
+            wrong="not a WhatsApp message (From and To need whatsapp:)",
         )
 
     def parse(self, form: Mapping[str, Any]) -> Inbound:
@@ -61,13 +60,15 @@ class WhatsAppChannel:
         if not number.startswith("+") and form.get("WaId"):
             number = "+" + str(form["WaId"])
         payload = form.get("ButtonPayload")
+        content = read_content(form)  # MessageType: a sticker is not a photo, a location not an answer
         return Inbound(
             channel=NAME,
             address=e164(number),
             provider_id=str(form["MessageSid"]),
-            text=None if payload else str(form.get("Body") or ""),
+            text=None if payload else content.text,
             choice=str(payload) if payload else None,
-            media=remote_media(form),
+            media=content.media,
+            extra={} if payload else content.extra,
         )
 
     async def send(self, address: str, message: Outgoing) -> Sent:

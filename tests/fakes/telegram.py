@@ -38,13 +38,19 @@ __all__ = [
     "BOT_USER",
     "Call",
     "FakeTelegram",
+    "SERVICE_MESSAGES",
+    "UNSUPPORTED_CONTENT",
+    "make_album_updates",
     "make_callback_update",
     "make_edited_message_update",
+    "make_message_update",
     "make_my_chat_member_blocked",
     "make_my_chat_member_unblocked",
     "make_photo_update",
+    "make_service_update",
     "make_sticker_update",
     "make_text_update",
+    "make_unsupported_update",
     "make_voice_update",
 ]
 
@@ -802,3 +808,206 @@ def make_my_chat_member_unblocked(
         language_code,
         date,
     )
+
+
+# ---------------------------------------------------------------- odd inputs: recorded shapes
+
+_OTHER_USER: JSONDict = {"id": 7001, "is_bot": False, "first_name": "Bob", "language_code": "de"}
+_FILE = {"file_id": "BQACAgIAAxkBAAIBZ2Vx", "file_unique_id": "AgADqQADr8ZxSw"}
+_THUMB = {"file_id": "AAMCAgADGQEAAgFnZXE", "file_unique_id": "AQADqQADr8ZxSw", "width": 90, "height": 90}
+
+#: Service messages as Telegram sends them (the field and a recorded value): something
+#: happened in the chat, nobody wrote anything. Most occur in groups; the first few also in a
+#: private chat with a bot.
+SERVICE_MESSAGES: dict[str, Any] = {
+    "pinned_message": {
+        "message_id": 12,
+        "from": dict(BOT_USER),
+        "chat": {"id": 0, "first_name": "Ada", "type": "private"},  # chat id filled in by make_service_update
+        "date": 1764979200,
+        "text": "Zu welchem Thema ist Ihre Idee?",
+    },
+    "message_auto_delete_timer_changed": {"message_auto_delete_time": 86400},
+    "write_access_allowed": {"from_request": True},
+    "chat_background_set": {
+        "type": {"type": "fill", "fill": {"type": "solid", "color": 16777215}, "dark_theme_dimming": 0}
+    },
+    "users_shared": {"request_id": 1, "users": [{"user_id": 7001, "first_name": "Bob"}]},
+    "chat_shared": {"request_id": 2, "chat_id": -1001234567890, "title": "Kiezgruppe"},
+    "proximity_alert_triggered": {"traveler": dict(_OTHER_USER), "watcher": dict(_OTHER_USER), "distance": 40},
+    "gift": {
+        "gift": {
+            "id": "5170145012310081615",
+            "sticker": {
+                **_FILE,
+                "type": "regular",
+                "width": 512,
+                "height": 512,
+                "is_animated": True,
+                "is_video": False,
+            },
+            "star_count": 15,
+        },
+        "owned_gift_id": "g1",
+    },
+    "web_app_data": {"data": "{}", "button_text": "Karte"},
+    "new_chat_members": [dict(_OTHER_USER)],
+    "left_chat_member": dict(_OTHER_USER),
+    "new_chat_title": "Kiez Neukölln",
+    "new_chat_photo": [dict(_THUMB, file_size=2100)],
+    "delete_chat_photo": True,
+    "group_chat_created": True,
+    "migrate_to_chat_id": -1001234567890,
+    "boost_added": {"boost_count": 1},
+    "forum_topic_created": {"name": "Ideen", "icon_color": 7322096},
+    "forum_topic_edited": {"name": "Ideen für den Kiez"},
+    "forum_topic_closed": {},
+    "forum_topic_reopened": {},
+    "general_forum_topic_hidden": {},
+    "video_chat_scheduled": {"start_date": 1764990000},
+    "video_chat_started": {},
+    "video_chat_ended": {"duration": 1800},
+    "video_chat_participants_invited": {"users": [dict(_OTHER_USER)]},
+    "giveaway_created": {},
+}
+
+#: What a resident can send that the dialogue cannot use: field -> (recorded value, the kind
+#: the adapter reports in ``extra["unsupported"]``). Some add a second field (a venue is also a
+#: ``location``, an animation also a ``document``), as Telegram does.
+UNSUPPORTED_CONTENT: dict[str, tuple[JSONDict, str]] = {
+    "location": (
+        {"location": {"latitude": 52.486861, "longitude": 13.424578, "horizontal_accuracy": 12.5}},
+        "location",
+    ),
+    "venue": (
+        {
+            "venue": {
+                "location": {"latitude": 52.486861, "longitude": 13.424578},
+                "title": "Hermannplatz",
+                "address": "Hermannplatz, 10967 Berlin",
+                "foursquare_id": "4adcdaa3f964a520e94c21e3",
+            },
+            "location": {"latitude": 52.486861, "longitude": 13.424578},
+        },
+        "location",
+    ),
+    "contact": (
+        {"contact": {"phone_number": "+4915112345678", "first_name": "Bob", "last_name": "B.", "user_id": 7001}},
+        "contact",
+    ),
+    "poll": (
+        {
+            "poll": {
+                "id": "5368722947591356418",
+                "question": "Mehr Bäume?",
+                "options": [{"text": "Ja", "voter_count": 0}, {"text": "Nein", "voter_count": 0}],
+                "total_voter_count": 0,
+                "is_closed": False,
+                "is_anonymous": True,
+                "type": "regular",
+                "allows_multiple_answers": False,
+            }
+        },
+        "poll",
+    ),
+    "sticker": (
+        {
+            "sticker": {
+                **_FILE,
+                "type": "regular",
+                "width": 512,
+                "height": 512,
+                "is_animated": False,
+                "is_video": False,
+                "emoji": "👍",
+                "set_name": "HotCherry",
+                "file_size": 24000,
+            }
+        },
+        "sticker",
+    ),
+    "dice": ({"dice": {"emoji": "🎲", "value": 4}}, "other"),
+    "game": (
+        {"game": {"title": "Kiezquiz", "description": "Ein Spiel", "photo": [dict(_THUMB, file_size=1200)]}},
+        "other",
+    ),
+    "story": ({"story": {"chat": {"id": 7001, "first_name": "Bob", "type": "private"}, "id": 3}}, "other"),
+    "video": (
+        {
+            "video": {
+                **_FILE,
+                "width": 1280,
+                "height": 720,
+                "duration": 9,
+                "mime_type": "video/mp4",
+                "file_size": 2_400_000,
+                "thumbnail": dict(_THUMB),
+            }
+        },
+        "other",
+    ),
+    "video_note": ({"video_note": {**_FILE, "length": 384, "duration": 6, "file_size": 380_000}}, "other"),
+    "document": (
+        {"document": {**_FILE, "file_name": "Plan.pdf", "mime_type": "application/pdf", "file_size": 180_000}},
+        "other",
+    ),
+    "animation": (
+        {
+            "animation": {**_FILE, "width": 320, "height": 240, "duration": 3, "mime_type": "video/mp4"},
+            "document": {**_FILE, "file_name": "lol.mp4", "mime_type": "video/mp4"},
+        },
+        "other",
+    ),
+    "audio": ({"audio": {**_FILE, "duration": 180, "title": "Kiezlied", "mime_type": "audio/mpeg"}}, "other"),
+}
+
+
+def make_message_update(
+    update_id: int,
+    chat_id: int,
+    fields: JSONDict,
+    language_code: str | None = "de",
+    first_name: str = "Ada",
+    *,
+    message_id: int | None = None,
+    date: int | None = None,
+    chat_type: str = "private",
+) -> JSONDict:
+    """A message in a private chat (or a group: ``chat_type``) carrying ``fields``."""
+    message = _private_message(
+        chat_id, message_id if message_id is not None else update_id, first_name, language_code, date
+    )
+    if chat_type != "private":
+        message["chat"] = {"id": chat_id, "title": "Kiez", "type": chat_type}
+    message.update(json.loads(json.dumps(fields)))  # a deep copy
+    return {"update_id": update_id, "message": message}
+
+
+def make_service_update(update_id: int, chat_id: int, field: str, **kw: Any) -> JSONDict:
+    """A service message (one of :data:`SERVICE_MESSAGES`); no ``from`` language."""
+    value = json.loads(json.dumps(SERVICE_MESSAGES[field]))
+    if field == "pinned_message":
+        value["chat"]["id"] = chat_id
+    return make_message_update(update_id, chat_id, {field: value}, **kw)
+
+
+def make_unsupported_update(
+    update_id: int, chat_id: int, field: str, caption: str | None = None, **kw: Any
+) -> JSONDict:
+    """Something from :data:`UNSUPPORTED_CONTENT` (with a caption where Telegram allows one)."""
+    fields = dict(UNSUPPORTED_CONTENT[field][0])
+    if caption is not None:
+        fields["caption"] = caption
+    return make_message_update(update_id, chat_id, fields, **kw)
+
+
+def make_album_updates(
+    first_update_id: int, chat_id: int, file_ids: list[str], media_group_id: str, caption: str | None = None
+) -> list[JSONDict]:
+    """The updates of one album: a photo message each, all with ``media_group_id``, the caption on the first."""
+    updates = []
+    for i, file_id in enumerate(file_ids):
+        update = make_photo_update(first_update_id + i, chat_id, file_id, caption=caption if i == 0 else None)
+        update["message"]["media_group_id"] = media_group_id
+        updates.append(update)
+    return updates

@@ -49,6 +49,7 @@ __all__ = [
     "FakeTwilio",
     "count_segments",
     "inbound_sms_params",
+    "inbound_whatsapp_location_params",
     "inbound_whatsapp_params",
     "new_sid",
     "sign",
@@ -155,6 +156,8 @@ class FakeTwilio:
         self._failures: deque[_Failure] = deque()
         self._failing_recipients: dict[str, _Failure] = {}
         self._media: dict[str, _Media] = {}
+        #: Paths of every media download request (``GET {root}/media/{path}``), in order.
+        self.media_requests: list[str] = []
         self._sent_at: deque[float] = deque()
         self._runner: web.AppRunner | None = None
         self.root = ""
@@ -373,6 +376,7 @@ class FakeTwilio:
         return web.json_response({k: v for k, v in resource.items() if not k.startswith("_")})
 
     async def _get_media(self, request: web.Request) -> web.Response:
+        self.media_requests.append(request.match_info["path"])
         if not self._authorized(request):
             return _twilio_error(401, 20003, ERROR_MESSAGES[20003])
         media = self._media.get(request.match_info["path"])
@@ -459,16 +463,20 @@ def inbound_whatsapp_params(
     button_payload: str | None = None,
     *,
     account_sid: str = DEFAULT_ACCOUNT_SID,
+    message_type: str | None = None,
 ) -> Params:
-    """Form params of an inbound WhatsApp webhook (``From`` ``whatsapp:+<wa_id>``, ``WaId`` without plus)."""
+    """Form params of an inbound WhatsApp webhook (``From`` ``whatsapp:+<wa_id>``, ``WaId`` without plus).
+
+    ``MessageType`` follows the content (text, button, image, audio, video, document) unless
+    given: a sticker arrives as ``image/webp`` media with ``message_type="sticker"``."""
     wa = wa_id.removeprefix("whatsapp:").lstrip("+")
     sid = message_sid or new_sid("MM" if media else "SM")
-    if button_text is not None or button_payload is not None:
+    if message_type is None and (button_text is not None or button_payload is not None):
         message_type = "button"
-    elif media:
+    elif message_type is None and media:
         message_type = media[0][1].split("/")[0]  # image, audio, video …
         message_type = "document" if message_type == "application" else message_type
-    else:
+    elif message_type is None:
         message_type = "text"
     params: Params = {
         "SmsMessageSid": sid,
@@ -492,6 +500,29 @@ def inbound_whatsapp_params(
     if button_payload is not None:
         params["ButtonPayload"] = button_payload
     params.update(_media_params(media))
+    return params
+
+
+def inbound_whatsapp_location_params(
+    wa_id: str,
+    profile_name: str,
+    latitude: float,
+    longitude: float,
+    address: str | None = None,
+    label: str | None = None,
+    to: str = "whatsapp:+14155238886",
+    *,
+    account_sid: str = DEFAULT_ACCOUNT_SID,
+) -> Params:
+    """A shared location (or place: ``address``/``label``): ``MessageType=location``, empty
+    ``Body``, ``Latitude``/``Longitude``, no media."""
+    params = inbound_whatsapp_params(wa_id, profile_name, "", to=to, account_sid=account_sid, message_type="location")
+    params["Latitude"] = str(latitude)
+    params["Longitude"] = str(longitude)
+    if address is not None:
+        params["Address"] = address
+    if label is not None:
+        params["Label"] = label
     return params
 
 
