@@ -41,8 +41,9 @@ from bot.conversation.step import (
 __all__ = ["Engine", "Run", "contact_of", "normalise"]
 
 MAX_HOPS = 64
+ECHO = 200  # at most this much of a resident's own text is repeated back to them
 PROFILE_FIELDS = ("language", "consented", "updates")
-MAX_ALBUM = 4  # photos of one album kept for one answer
+MAX_ALBUM = 10  # photos of one album kept for one answer (Telegram and MMS albums hold at most 10)
 IDEA_VAR = "idea"  # the answer that store_idea stores as the idea's text
 UNSUPPORTED = {
     "location": M.UNSUPPORTED_LOCATION,
@@ -174,10 +175,23 @@ class Run:
         if node is None:
             self.first_message(message)
             return
-        if self.expired() and node.id != self.flows.menu:
-            self.expire()
+        if self.expired() and node.id != self.flows.menu and not self.fits(node, message):
+            self.expire()  # back after a long time with something that is no answer: continue or start over?
             return
         self.answer(node, message)
+
+    def fits(self, node: Node, message: Message) -> bool:
+        """The message clearly answers the open question (then a returning resident is not asked to resume)."""
+        if message.media is not None:
+            return message.media.kind in node.accept_media
+        if node.kind == "ask_choice":
+            found = self.match(self.choice_list(node), message, partial=not looks_like_idea(message.text))
+            return found is not None and found.sure
+        if node.kind == "ask_text":
+            return looks_like_idea(message.text)
+        if node.kind == "rate_statements" and (self.d.vars.get("_rs") or {}).get("phase", "rate") == "rate":
+            return self.picked(node.choices, message) is not None
+        return False
 
     def answer(self, node: Node, message: Message) -> None:
         if self.d.pending == "did_you_mean":
@@ -380,7 +394,9 @@ class Run:
             if f"{name}__label" in v:
                 out[key] = Msg(v[f"{name}__label"])
             elif v.get(name):
-                out[key] = v[name]
+                value = v[name]
+                # an echo of the resident's own long text is shortened (every SMS segment costs)
+                out[key] = value[: ECHO - 1].rstrip() + "…" if isinstance(value, str) and len(value) > ECHO else value
             elif v.get(f"{name}__media"):
                 kind = v[f"{name}__media"][0]["kind"]
                 out[key] = Msg(M.VOICE_PLACEHOLDER if kind == "voice" else M.PHOTO_PLACEHOLDER)
