@@ -6,15 +6,20 @@ answers are in tests/test_natural_answers.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
 from bot.config import SHIPPED_FLOWS_DIR
 from bot.conversation import texts as M
 from bot.conversation.engine import Engine
+from bot.conversation.flow_files import load_flows
+from bot.conversation.flows import FlowError
+from bot.conversation.render import Renderer
 from bot.conversation.matching import fold, match
-from bot.conversation.step import EraseResident, Message, StoreFeedback, StoreIdea
+from bot.conversation.step import EraseResident, Message, Reply, StoreFeedback, StoreIdea
 from bot.values import Capabilities, Media
 from tests.helpers import Talk, shipped
 
@@ -377,3 +382,41 @@ def test_help_during_a_phase_names_it_and_after_the_last_says_it_ended() -> None
     over.send("Hello")
     reply = over.say("yes")
     assert "ended" in reply and over.node is None
+
+
+# --- flows check of the new data, and small things residents notice ------------------------------
+
+
+def copy_flows(tmp_path: Path) -> Path:
+    target = tmp_path / "flows"
+    shutil.copytree(SHIPPED_FLOWS_DIR, target)
+    return target
+
+
+def test_flows_check_refuses_an_alias_given_to_two_districts(tmp_path: Path) -> None:
+    flows = copy_flows(tmp_path)
+    path = flows / "districts.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace('"Moabit"', '"Moabit", "Britz"'), encoding="utf-8")
+    with pytest.raises(FlowError) as caught:
+        load_flows(flows)
+    assert any("'Britz'" in p and "'mitte'" in p and "'neukoelln'" in p for p in caught.value.problems)
+
+
+def test_flows_check_needs_a_human_contact_and_a_known_meaning(tmp_path: Path) -> None:
+    flows = copy_flows(tmp_path)
+    process = flows / "process.yaml"
+    process.write_text(process.read_text(encoding="utf-8").replace('  phone: "115"\n', ""), encoding="utf-8")
+    main = flows / "main.yaml"
+    main.write_text(main.read_text(encoding="utf-8").replace('means: "no"', 'means: "nope"', 1), encoding="utf-8")
+    with pytest.raises(FlowError) as caught:
+        load_flows(flows)
+    assert any("contact needs phone, email and hours" in p for p in caught.value.problems)
+    assert any("means must be one of yes, no, unsure" in p for p in caught.value.problems)
+
+
+@pytest.mark.parametrize("code", ["ru", "uk"])
+def test_a_date_at_the_end_of_a_sentence_has_one_full_stop(code: str) -> None:
+    flows, catalogs = shipped()
+    reply = Reply("Feedback on the draft strategy opens on {date}.", code, {"date": date(2027, 4, 1)})
+    text = Renderer(catalogs).render(reply, Capabilities()).text
+    assert "2027" in text and ".." not in text
