@@ -17,8 +17,8 @@ from bot.conversation import texts as M
 from bot.conversation.engine import Engine
 from bot.conversation.flow_files import load_flows
 from bot.conversation.flows import FlowError
-from bot.conversation.render import Renderer
 from bot.conversation.matching import fold, match
+from bot.conversation.render import Renderer
 from bot.conversation.step import EraseResident, Message, Reply, StoreFeedback, StoreIdea
 from bot.values import Capabilities, Media
 from tests.helpers import Talk, shipped
