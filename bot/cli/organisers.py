@@ -241,9 +241,13 @@ async def export(settings: Settings, what: str, fmt: str, output: str | None) ->
 
 
 def flows_check(settings: Settings, out: TextIO) -> int:
+    from bot.cli.sms_report import report
     from bot.conversation.catalog_check import check
 
     problems, summary = check(settings)
+    sms_problems, sms_table = report(settings)  # what each question costs by SMS, per language
+    summary += sms_table
+    problems += sms_problems
     for line in summary:
         print(line, file=out)
     for problem in problems:
