@@ -58,11 +58,20 @@ class Talk:
         hint: str | None = None,
         unsupported: str | None = None,
         album: str | None = None,
+        more_media: tuple[Media, ...] = (),
     ) -> list[str]:
         ctx = Context(
             now=self.now, new_reference=self.reference, accepts_media=self.accepts_media, buttons=self.caps.buttons
         )
-        message = Message(text=text, choice=choice, media=media, locale_hint=hint, unsupported=unsupported, album=album)
+        message = Message(
+            text=text,
+            choice=choice,
+            media=media,
+            locale_hint=hint,
+            unsupported=unsupported,
+            album=album,
+            more_media=more_media,
+        )
         outcome = self.engine.step(self.conv, message, ctx)
         self.conv = outcome.conversation
         self.effects.extend(outcome.effects)

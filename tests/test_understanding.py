@@ -420,3 +420,14 @@ def test_a_date_at_the_end_of_a_sentence_has_one_full_stop(code: str) -> None:
     reply = Reply("Feedback on the draft strategy opens on {date}.", code, {"date": date(2027, 4, 1)})
     text = Renderer(catalogs).render(reply, Capabilities()).text
     assert "2027" in text and ".." not in text
+
+
+def test_several_photos_in_one_message_are_kept_together() -> None:
+    talk = at("idea.photo", accepts_media=True)
+    first, *more = (Media("photo", f"{n}.jpg", "image/jpeg", 10) for n in "abc")
+    talk.send(media=first, more_media=tuple(more), album="MM1")
+    assert talk.node == "idea.district"
+    for line in ("Wedding", "nein", "1"):
+        talk.send(line)
+    (idea,) = stored_ideas(talk)
+    assert [m.ref for m in idea.media] == ["a.jpg", "b.jpg", "c.jpg"]

@@ -258,7 +258,12 @@ class Run:
         return True
 
     def took_media(self, key: str, message: Message) -> None:
-        """Remember the album of a photo just taken, so the album's other photos join it."""
+        """The other photos of the same message join the one just taken; remember the album,
+        so its photos that come as messages of their own join it too."""
+        kept = self.d.vars.setdefault(key, [])
+        for media in message.more_media:
+            if media.kind == "photo" and len(kept) < MAX_ALBUM:
+                kept.append(asdict(media))
         if message.album:
             self.d.vars["_album"] = {"id": message.album, "key": key}
         else:

@@ -55,6 +55,7 @@ class Message:
     locale_hint: str | None = None
     unsupported: str | None = None  # something we cannot use: "location", "contact", "poll", "sticker", "other"
     album: str | None = None  # the provider's album id when several photos were sent at once
+    more_media: tuple[Media, ...] = ()  # the other photos of one message that carried several (MMS)
 
 
 @dataclass(frozen=True)
