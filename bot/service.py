@@ -111,6 +111,18 @@ class _Writes:
     done: list[tuple[int, int | None]] = field(default_factory=list)
 
 
+def _unused_media(plan: _Plan) -> list[str]:
+    """The file of the step's message if the step kept no reference to it (a photo sent where
+    none was asked for, or by someone who stopped or was just erased): unlinked after the commit,
+    so no file outlives what refers to it."""
+    ref = ((plan.row.payload or {}).get("media") or {}).get("ref")
+    if not ref:
+        return []
+    outcome = plan.outcome
+    kept = ref in repr(outcome.conversation.dialogue) or ref in repr(outcome.effects)
+    return [] if kept else [ref]
+
+
 def _needs_media(row: Any) -> bool:
     """The message has a file that is still on the provider's side."""
     media = (row.payload or {}).get("media") or {}
@@ -320,6 +332,7 @@ class ConversationService:
                 now=plan.now,
             )
             batch.done.append((row.id, resident_id))
+            erased_media.extend(_unused_media(plan))
         now = plans[0].now if plans else self.clock()
         self.sessions.save_many(conn, batch.sessions, now)  # a concurrent change fails the batch here
         self.residents.save_profiles(conn, batch.profiles)

@@ -13,7 +13,7 @@ import io
 import json
 import os
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +206,20 @@ async def test_declining_consent_on_telegram_stores_nothing(stack: Stack, tmp_pa
     await stack.tg_press(chat, "no")
     assert DECLINED in live.texts(stack.tg, chat)[-1]
     await assert_forgotten(stack.kz.db, tmp_path, [str(chat), pseudonym, "plakat-42"])
+
+
+async def test_a_photo_nobody_asked_for_leaves_no_file(stack: Stack, tmp_path: Path) -> None:
+    chat = 7315550201
+    await stack.tg_text(chat, "Hallo")  # asked for consent
+    stack.tg.add_file("photo-78", JPEG, file_path="photos/file_78.jpg")
+    await stack.telegram(make_photo_update(stack.next_id(), chat, "photo-78", file_size=len(JPEG)))
+    assert stack.tg.calls_to("getFile")  # it was fetched ...
+    assert media_files(tmp_path) == []  # ... and not kept, as no answer refers to it
+    for data in ["yes", "idea", "mobility"]:
+        await stack.tg_press(chat, data)
+    await stack.tg_text(chat, IDEA)
+    await stack.telegram(make_photo_update(stack.next_id(), chat, "photo-78", file_size=len(JPEG)))
+    assert len(media_files(tmp_path)) == 1  # the photo the idea asked for stays until the idea goes
 
 
 # --- the web chat ---------------------------------------------------------------------------------
@@ -483,7 +497,13 @@ async def test_migration_keeps_the_newest_rating_and_lets_ideas_lose_their_resid
                         "INSERT INTO feedback (id, resident_id, statement, rating, comment, media, language,"
                         " channel, created_at) VALUES (:id, :rid, :st, :rating, '', '[]', 'de', 'sms', :at)"
                     ),
-                    dict(zip(["id", "rid", "st", "rating", "at"], row, strict=True)),
+                    dict(
+                        zip(
+                            ["id", "rid", "st", "rating", "at"],
+                            row[:4] + (datetime.fromisoformat(row[4]),),
+                            strict=True,
+                        )
+                    ),
                 )
         await db.migrate()
         async with db.engine.connect() as conn:
