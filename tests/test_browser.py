@@ -254,3 +254,25 @@ async def test_targets_are_large_enough_and_the_focus_is_visible(page, http: Tes
     # the composer stays in view however long the conversation gets
     box = await page.get_by_label("Ihre Nachricht").bounding_box()
     assert box is not None and box["y"] + box["height"] <= 640
+
+
+async def test_after_delete_the_tab_forgets_the_conversation(page, http: TestClient) -> None:  # type: ignore[no-untyped-def]
+    await page.goto(str(http.make_url("/?lang=de")))
+    await page.get_by_label("Ihre Nachricht").fill(IDEA)
+    await page.keyboard.press("Enter")
+    await page.get_by_role("button", name="Ja, einverstanden").wait_for()
+    await page.keyboard.press("Enter")
+    await conversation(page).get_by_text("Das klingt nach einer Idee").wait_for()  # kept from the first message
+    first_id = await page.evaluate("JSON.parse(sessionStorage.getItem('kiezstimme.chat')).clientId")
+    await page.get_by_label("Ihre Nachricht").fill("LÖSCHEN")
+    await page.keyboard.press("Enter")
+    await page.get_by_role("button", name="Ja, alles löschen").wait_for()
+    assert await focused_text(page) == "Ja, alles löschen"
+    await page.keyboard.press("Enter")
+    await conversation(page).get_by_text("Alle Ihre Daten sind gelöscht").wait_for()
+    saved = await page.evaluate("sessionStorage.getItem('kiezstimme.chat')")
+    assert IDEA not in saved and "LÖSCHEN" not in saved
+    assert await page.locator(".msg").count() == 1  # only the goodbye
+    assert await page.evaluate("JSON.parse(sessionStorage.getItem('kiezstimme.chat')).clientId") != first_id
+    await page.reload()
+    assert await page.locator(".msg").count() == 1 and await page.locator("#start").is_visible()

@@ -209,3 +209,14 @@ async def test_ui_lang_must_be_a_short_string_or_is_ignored(http: TestClient, kz
     assert body["ui"] == ui_of(kz, "de")  # not understood: the page is told its texts
     body = await post(http, "1", "browser-odd-0001", ui_lang="x" * 36)
     assert body["ui"] == ui_of(kz, "de")
+
+
+async def test_the_page_is_told_when_the_resident_was_erased(http: TestClient) -> None:
+    client = "browser-gone-0001"
+    assert "erased" not in await post(http, "Hallo", client, lang="de")  # new: nobody was erased
+    assert "erased" not in await post(http, "yes", client)
+    assert "erased" not in await post(http, "DELETE", client)
+    body = await post(http, "yes", client)
+    assert body["erased"] is True and body["messages"] and "lang" not in body
+    assert "erased" not in await post(http, "Hallo", client)  # a new resident now
+    assert "erased" not in await poll(http, client)

@@ -106,25 +106,27 @@ async def index(request: web.Request) -> web.StreamResponse:
     return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
-async def resident_language(kz: Kiezstimme, channel: str, address: str) -> Translator | None:
-    """The translator of the language the resident chose (or was given), if they have one yet."""
+async def _resident(kz: Kiezstimme, channel: str, address: str) -> Any | None:
     residents = ResidentRepository(kz.db)
-    resident = await kz.db.run(lambda conn: residents.find(conn, channel, address), write=False)
-    code = resident.language if resident is not None else None
-    return kz.catalogs.translators.get(code) if code else None
+    return await kz.db.run(lambda conn: residents.find(conn, channel, address), write=False)
 
 
-async def _answer(kz: Kiezstimme, address: str, ui_lang: str | None) -> web.Response:
+async def _answer(kz: Kiezstimme, address: str, ui_lang: str | None, *, was_known: bool = False) -> web.Response:
     """The messages waiting for a web chat client (see INTERFACES.md), and beside them the
     resident's language: ``lang`` and ``dir`` for the page (a German fallback message in an
     Arabic chat keeps its own ``lang``/``dir`` but does not turn the page), and ``ui``, the
-    page's texts in that language, when the page says it shows another (``ui_lang``)."""
+    page's texts in that language, when the page says it shows another (``ui_lang``).
+    ``erased``: the resident known before this message is gone (a confirmed DELETE, a declined
+    consent); the page forgets the conversation it kept and goes on under a new id."""
     chat = kz.channels.webchat
     delivered = await kz.service.take_pending(chat.name, address)
     body: dict[str, Any] = {
         "messages": [{"text": d.text, "choices": d.choices, "lang": d.language, "dir": d.direction} for d in delivered]
     }
-    tr = await resident_language(kz, chat.name, address)
+    resident = await _resident(kz, chat.name, address)
+    if was_known and resident is None:
+        body["erased"] = True
+    tr = kz.catalogs.translators.get(resident.language) if resident is not None and resident.language else None
     if tr is not None:
         body["lang"] = tr.language.code
         body["dir"] = tr.language.direction
@@ -147,8 +149,9 @@ async def webchat_post(request: web.Request) -> web.Response:
     except Rejected as exc:
         return _error(exc.status, exc.message)
     ui_lang = _ui_lang((await request.json()).get("ui_lang"))  # read_message checked it is a JSON object
+    known = await _resident(kz, chat.name, inbound.address) is not None
     await kz.inbox.receive(inbound, wait=True)  # in order, then answer at once
-    return await _answer(kz, inbound.address, ui_lang)
+    return await _answer(kz, inbound.address, ui_lang, was_known=known)
 
 
 async def webchat_poll(request: web.Request) -> web.Response:

@@ -152,11 +152,26 @@
     setTimeout(function () { p.remove(); }, ANNOUNCED_MS);
   }
 
+  // The resident's data is erased (DELETE, or consent declined): so is this tab's copy of the
+  // conversation, and the next message starts a new chat under a new id. Only the goodbye stays.
+  function forget() {
+    state.entries = [];
+    state.clientId = newId();
+    state.retry = null;
+    bubbles.forEach(function (div) { div.remove(); });
+    bubbles = [];
+    announcer.textContent = "";
+    state.fresh = true;  // the Start button stays on offer, also after a reload
+    startButton.hidden = false;
+    save();
+  }
+
   // Messages from the server. ``answer``: the replies to what the resident just sent;
   // then the focus moves on to the new choices (or the text box). Messages that come
   // by polling are announced but leave the focus where the resident is.
   function receive(data, answer) {
     if (!data) return;
+    if (data.erased) forget();
     language(data);
     var messages = data.messages || [];
     messages.forEach(function (m) {
@@ -193,6 +208,7 @@
     // the same text again after a failure goes with the same id: sent at most once
     var messageId = state.retry && state.retry.text === text ? state.retry.id : newId();
     var entry = {who: "me", text: shown || text, pending: true};
+    delete state.fresh;
     pending++;
     add(entry);
     refreshChoices();
@@ -250,7 +266,7 @@
   });
   if (state.ui) applyUi(state.ui);
   if (state.entries.length) {
-    startButton.hidden = true;
+    startButton.hidden = !state.fresh;
     refreshChoices();
     log.scrollTop = log.scrollHeight;
   }
