@@ -84,7 +84,7 @@ def test_our_counter_agrees_with_an_independent_codec(code: str) -> None:
 
 
 def test_language_choice_fits_three_segments() -> None:
-    rows = [r for r in measure(FLOWS, CATALOGS) if r.prompt.node.multilingual]
+    rows = [r for r in measure(FLOWS, CATALOGS, SMS) if r.prompt.node.multilingual]
     assert rows and all(n <= MAX_SEGMENTS for r in rows for n in r.counts.values()), [r.counts for r in rows]
 
 
@@ -115,9 +115,9 @@ def test_table_and_failures_name_the_language(tmp_path: Path) -> None:
     code = flows_check(load_settings({"FLOWS_DIR": str(flows)}), out)
     report = out.getvalue()
     assert code == 1
-    assert "SMS segments per question" in report and "main.consent *" in report
+    assert "sms: segments per question" in report and "main.consent *" in report
     line = FLOWS.nodes["main.consent"].line
     for lang in CODES:
         assert re.search(
-            rf"main\.yaml:{line}: \[{re.escape(lang)}\] the SMS consent question takes \d+ SMS segments", report
+            rf"main\.yaml:{line}: \[{re.escape(lang)}\] sms: the consent question takes \d+ segments", report
         ), report

@@ -3,9 +3,10 @@
 Every SMS segment costs the city money, and a first message of five segments
 loses people. This renders the prompt of every waiting node (``ask_choice``,
 ``ask_text``, ``ask_media``, ``rate_statements``) exactly as the SMS channel
-sends it — the real :class:`Renderer` with ``channels.twilio_sms.CAPABILITIES``
-(``compact``: a node's ``sms_text`` instead of its ``text``; the choices as a
-numbered list) — and counts its segments with the channel's own counter.
+sends it — the real :class:`Renderer` with the capabilities of every channel
+the registry lists as billed per segment (``channels/twilio_sms.py``:
+``compact``, so a node's ``sms_text`` instead of its ``text``; the choices as
+a numbered list) — and counts its segments with the channel's own counter.
 
 No prompt may take more than :data:`MAX_SEGMENTS` segments in any language; the
 consent question (the node whose answer leads to ``record_consent``) is named
@@ -33,7 +34,7 @@ from bot.conversation.i18n import Catalogs, Translator
 from bot.conversation.render import Renderer
 from bot.conversation.step import Msg, Reply, ReplyChoice
 from bot.values import Capabilities
-from channels.twilio_sms import CAPABILITIES as SMS
+from channels.registry import specs
 
 MAX_SEGMENTS = 3
 # a resident's short idea (~40 characters) in each language, for the summary's {idea}
@@ -51,6 +52,11 @@ SAMPLE_IDEAS = {
 }
 SAMPLE_VALUES: dict[str, Any] = {"number": 1, "reference": "K7F3A", "date": date(2027, 1, 2), "count": 3}
 WAITING = ("ask_choice", "ask_text", "ask_media", "rate_statements")
+
+
+def billed_by_segment() -> list[tuple[str, Capabilities]]:
+    """The channels whose every segment costs (SMS), by name, from the registry."""
+    return [(spec.name, spec.capabilities) for spec in specs() if spec.capabilities.rate_unit == "segment"]
 
 
 @dataclass(frozen=True)
@@ -71,14 +77,14 @@ class Prompt:
         return Reply(self.text, tr.language.code, params, self.choices, short=self.short)
 
 
-def segment_count(renderer: Renderer, reply: Reply, caps: Capabilities = SMS) -> int:
+def segment_count(renderer: Renderer, reply: Reply, caps: Capabilities) -> int:
     """The SMS segments the channel bills for this reply (all its parts)."""
     units = caps.units or (lambda _text: 1)
     parts = renderer.render_parts(reply, caps)
     return sum(part.segments if part.segments is not None else units(part.text) for part in parts)
 
 
-def sms_texts(renderer: Renderer, reply: Reply, caps: Capabilities = SMS) -> list[str]:
+def sms_texts(renderer: Renderer, reply: Reply, caps: Capabilities) -> list[str]:
     """The parts of the reply as the SMS channel sends them."""
     return [part.text for part in renderer.render_parts(reply, caps)]
 
@@ -163,7 +169,7 @@ class Row:
     counts: dict[str, int]  # language code (or "+"-joined codes for a multilingual question) -> segments
 
 
-def measure(flows: FlowSet, catalogs: Catalogs, caps: Capabilities = SMS) -> list[Row]:
+def measure(flows: FlowSet, catalogs: Catalogs, caps: Capabilities) -> list[Row]:
     renderer = Renderer(catalogs)
     rows: list[Row] = []
     for prompt in prompts(flows):
@@ -180,12 +186,12 @@ def measure(flows: FlowSet, catalogs: Catalogs, caps: Capabilities = SMS) -> lis
     return rows
 
 
-def table(rows: list[Row], codes: list[str]) -> list[str]:
+def table(rows: list[Row], codes: list[str], channel: str = "sms") -> list[str]:
     """A compact table: one row per question, one column per language; ``!`` marks a count over the limit."""
     width = max([len(r.prompt.name) + (2 if r.prompt.consent else 0) for r in rows] + [6])
     cols = [max(len(code), 3) for code in codes]
     lines = [
-        f"SMS segments per question (at most {MAX_SEGMENTS}; numbered choices included; the summary with a "
+        f"{channel}: segments per question (at most {MAX_SEGMENTS}; numbered choices included; the summary with a "
         "~40-character idea and the longest topic and district):",
         "  " + "question".ljust(width) + " " + " ".join(code.rjust(w) for code, w in zip(codes, cols, strict=True)),
     ]
@@ -207,18 +213,17 @@ def table(rows: list[Row], codes: list[str]) -> list[str]:
     return lines
 
 
-def problems_of(rows: list[Row]) -> list[str]:
+def problems_of(rows: list[Row], channel: str = "sms") -> list[str]:
     out: list[str] = []
     for row in rows:
         node = row.prompt.node
         for code, n in row.counts.items():
             if n <= MAX_SEGMENTS:
                 continue
-            what = "the SMS consent question" if row.prompt.consent else f"the SMS question {row.prompt.name!r}"
+            what = "the consent question" if row.prompt.consent else f"the question {row.prompt.name!r}"
             fix = "shorten the translation of its sms_text" if node.sms_text else "shorten its text or its choices"
-            out.append(
-                f"{node.file}:{node.line}: [{code}] {what} takes {n} SMS segments (at most {MAX_SEGMENTS}): {fix}"
-            )
+            where = f"{node.file}:{node.line}: [{code}] {channel}"
+            out.append(f"{where}: {what} takes {n} segments (at most {MAX_SEGMENTS}): {fix}")
     return out
 
 
@@ -231,5 +236,11 @@ def report(settings: Settings) -> tuple[list[str], list[str]]:
     except FlowError:
         return [], []  # the flow check reports why
     catalogs = Catalogs.load(flows, settings.i18n_dir)
-    rows = measure(flows, catalogs)
-    return problems_of(rows), table(rows, [lang.code for lang in flows.languages])
+    codes = [lang.code for lang in flows.languages]
+    problems: list[str] = []
+    lines: list[str] = []
+    for channel, caps in billed_by_segment():
+        rows = measure(flows, catalogs, caps)
+        problems += problems_of(rows, channel)
+        lines += table(rows, codes, channel)
+    return problems, lines
