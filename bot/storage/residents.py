@@ -155,9 +155,7 @@ class ResidentRepository:
         they are delivered; having no resident, they are emptied then (see the outbox)."""
         refs = self.contributions.media_refs(conn, resident_id)
         dialogue = self.sessions.dialogue(conn, resident_id)
-        for key, value in ((dialogue.vars if dialogue else None) or {}).items():
-            if key.endswith("__media"):
-                refs.extend(m["ref"] for m in value if m.get("ref"))
+        refs.extend(_media_refs((dialogue.vars if dialogue else None) or {}))  # taken, not yet stored
         identities = [
             (r.channel, r.address)
             for r in conn.execute(
@@ -207,6 +205,16 @@ class ResidentRepository:
         )
         rows = await self.db.run(lambda conn: conn.execute(query).all(), write=False)
         return {r.address: r.last_inbound_at for r in rows}
+
+
+def _media_refs(value: Any) -> list[str]:
+    """The files named anywhere in a session's answers (any ``{"kind": …, "ref": …}`` at any depth)."""
+    if isinstance(value, dict):
+        own = [value["ref"]] if value.get("ref") and "kind" in value and isinstance(value["ref"], str) else []
+        return own + [ref for v in value.values() for ref in _media_refs(v)]
+    if isinstance(value, list):
+        return [ref for v in value for ref in _media_refs(v)]
+    return []
 
 
 def _forget_outbox(conn: Connection, resident_id: int, identities: list[tuple[str, str]], now: datetime) -> None:
