@@ -74,7 +74,14 @@ class Prompt:
 
     def reply(self, tr: Translator) -> Reply:
         params = _params(self.flows, self.node, tr) if self.flows is not None else dict(self.params)
-        return Reply(self.text, tr.language.code, params, self.choices, short=self.short)
+        return Reply(
+            self.text,
+            tr.language.code,
+            params,
+            self.choices,
+            short=self.short,
+            short_without_choices=not self.node.sms_choices,
+        )
 
 
 def segment_count(renderer: Renderer, reply: Reply, caps: Capabilities) -> int:
@@ -179,7 +186,15 @@ def measure(flows: FlowSet, catalogs: Catalogs, caps: Capabilities) -> list[Row]
             for group in _language_groups(flows):
                 reply = prompt.reply(catalogs.get(group[0] if group else None))
                 choices = tuple(c for c in reply.choices if not group or c.value in group)
-                reply = Reply(reply.msgid, None, reply.params, choices, languages=group, short=reply.short)
+                reply = Reply(
+                    reply.msgid,
+                    None,
+                    reply.params,
+                    choices,
+                    languages=group,
+                    short=reply.short,
+                    short_without_choices=reply.short_without_choices,
+                )
                 shown = group or (catalogs.default_code, "en")
                 counts["+".join(dict.fromkeys(shown))] = segment_count(renderer, reply, caps)
         rows.append(Row(prompt, counts))

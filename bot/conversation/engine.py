@@ -128,6 +128,7 @@ class Run:
         languages: tuple[str, ...] = (),
         short: str | None = None,
         compact: bool = False,
+        short_without_choices: bool = False,
     ) -> None:
         lang = self.p.language if language is ... else language
         singular, plural = (msgid, None) if isinstance(msgid, str) else msgid
@@ -142,6 +143,7 @@ class Run:
                 languages=languages,
                 short=short,
                 compact=compact,
+                short_without_choices=short_without_choices,
             )
         )
 
@@ -442,9 +444,16 @@ class Run:
                 language=None,
                 languages=candidates,
                 short=node.sms_text,
+                short_without_choices=not node.sms_choices,
             )
         else:
-            self.say(node.text or "", self.params(node), self.choices(node), short=node.sms_text)
+            self.say(
+                node.text or "",
+                self.params(node),
+                self.choices(node),
+                short=node.sms_text,
+                short_without_choices=not node.sms_choices,
+            )
 
     def match(
         self,

@@ -120,7 +120,10 @@ def _load_option_list(folder: Path, kind: str, problems: list[str]) -> tuple[Opt
         if oid in seen:
             problems.append(f"{path}:{line}: duplicate id {oid!r}")
         seen.add(oid)
-        items.append(Option(oid, str(item[key]), _aliases(item.get("aliases"), f"{path}:{line}", problems)))
+        means = _str(item.get("means"))
+        if means is not None and means not in MEANINGS:
+            problems.append(f"{path}:{line}: means must be one of {', '.join(MEANINGS)}")
+        items.append(Option(oid, str(item[key]), _aliases(item.get("aliases"), f"{path}:{line}", problems), means))
     _check_aliases(items, str(path), problems)
     return tuple(items)
 
@@ -246,6 +249,7 @@ def _node(flow_id: str, name: str, spec: dict[Any, Any], file: str, line: int, p
             text=_str(spec.get("text")),
             comment_text=_str(spec.get("comment_text")),
             sms_text=_str(spec.get("sms_text")),
+            sms_choices=bool(spec.get("sms_choices", True)),
             params=params,
             choices=choices,
             options=_str(spec.get("options")),

@@ -36,7 +36,7 @@ ACTIONS = (
     "take_kept_idea",
     "drop_kept_idea",
 )
-MEANINGS = ("yes", "no", "unsure")  # what a choice means, so yes/no words and emoji pick it
+MEANINGS = ("yes", "no", "unsure", "skip")  # what a choice means, so yes/no words and emoji pick it
 OPTION_LISTS = ("languages", "topics", "districts", "statements")
 MEDIA_KINDS = ("voice", "photo")
 
@@ -69,6 +69,7 @@ class Node:
     text: str | None = None  # msgid
     comment_text: str | None = None  # rate_statements: the optional comment question
     sms_text: str | None = None  # a shorter wording for channels where every character costs (SMS)
+    sms_choices: bool = True  # False: with sms_text, the numbered list is left out on SMS (names are typed)
     params: dict[str, str] = field(default_factory=dict)  # placeholder -> "$var" or literal
     choices: tuple[Choice, ...] = ()
     options: str | None = None  # one of OPTION_LISTS
@@ -102,6 +103,7 @@ class Option:
     id: str
     label: str  # msgid, or an endonym for languages
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)  # language ("*": any) -> words
+    means: str | None = None  # "yes", "no", "unsure", "skip": those answer words pick it
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ class FlowSet:
     def choices_of(self, node: Node) -> tuple[Choice, ...]:
         if node.options:
             return tuple(
-                Choice(value=o.id, label=o.label, next=node.next, aliases=o.aliases)
+                Choice(value=o.id, label=o.label, next=node.next, aliases=o.aliases, means=o.means)
                 for o in self.options.get(node.options, ())
             )
         return node.choices

@@ -42,6 +42,7 @@ MEANING_WORDS: Mapping[str, tuple[str, str]] = {
     "yes": M.YES_WORDS,
     "no": M.NO_WORDS,
     "unsure": M.UNSURE_WORDS,
+    "skip": M.SKIP_WORDS,
 }
 SURE = 90  # a typo this close to one choice only is taken without asking
 MAYBE = 75  # this close: "Did you mean …?"

@@ -124,7 +124,7 @@ class Renderer:
             body = self.text(tr, reply, caps.compact)
             direction = tr.language.direction
         choices = tuple(OutgoingChoice(c.value, tr.gettext(c.label) if c.translate else c.label) for c in reply.choices)
-        if choices and not caps.buttons:
+        if choices and not caps.buttons and not (caps.compact and reply.short and reply.short_without_choices):
             number = (lambda i: isolate(str(i))) if direction == "rtl" else str
             lines = [f"{number(i)} {c.label}" for i, c in enumerate(choices, 1)]
             body = body + ("\n" + " · ".join(lines) if reply.compact else "\n" + "\n".join(lines))

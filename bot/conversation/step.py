@@ -43,6 +43,7 @@ class Reply:
     languages: tuple[str, ...] = ()
     short: str | None = None  # msgid of a shorter wording for compact channels (SMS)
     compact: bool = False  # the choices once more, briefly: numbers on one line where there are no buttons
+    short_without_choices: bool = False  # with the short wording, no numbered list (names are typed)
 
 
 @dataclass(frozen=True)

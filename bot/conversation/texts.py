@@ -43,7 +43,7 @@ HELP = N_(
     "This is Kiezstimme, the participation chat of {operator}. {phase}\n"
     "To talk to a person: {contact}\n"
     "Send MENU to start again, LANGUAGE to change the language, "
-    "STOP to get no more messages, DELETE to erase your data."
+    "STOP to get no more messages, DELETE to erase your data, INFO for how we handle your data."
 )
 PRIVACY_NOTICE = N_(
     "Kiezstimme is run by {operator} and collects ideas for the city's strategy. "
