@@ -78,6 +78,11 @@ def _message(payload: dict[str, Any]) -> Message:
         locale_hint=payload.get("locale_hint"),
         unsupported=extra.get("unsupported"),
         album=extra.get("album"),
+        more_media=tuple(
+            Media(**{k: v for k, v in m.items() if k != "source"})
+            for m in extra.get("more_media") or ()
+            if isinstance(m, dict) and m.get("ref")
+        ),
     )
 
 
@@ -115,18 +120,22 @@ def _unused_media(plan: _Plan) -> list[str]:
     """The file of the step's message if the step kept no reference to it (a photo sent where
     none was asked for, or by someone who stopped or was just erased): unlinked after the commit,
     so no file outlives what refers to it."""
-    ref = ((plan.row.payload or {}).get("media") or {}).get("ref")
-    if not ref:
-        return []
+    payload = plan.row.payload or {}
+    refs = [((payload.get("media") or {}).get("ref"))]
+    refs += [m.get("ref") for m in (payload.get("extra") or {}).get("more_media") or () if isinstance(m, dict)]
     outcome = plan.outcome
-    kept = ref in repr(outcome.conversation.dialogue) or ref in repr(outcome.effects)
-    return [] if kept else [ref]
+    kept = repr(outcome.conversation.dialogue) + repr(outcome.effects)
+    return [ref for ref in refs if ref and ref not in kept]
 
 
 def _needs_media(row: Any) -> bool:
     """The message has a file that is still on the provider's side."""
     media = (row.payload or {}).get("media") or {}
     return bool(media.get("source")) and not media.get("ref")
+
+
+def _stored(media: Media) -> dict[str, Any]:
+    return {"kind": media.kind, "ref": media.ref, "mime": media.mime, "size": media.size, "source": None}
 
 
 class ConversationService:
@@ -247,33 +256,35 @@ class ConversationService:
         return done
 
     async def _fetch_media(self, row: Any) -> None:
-        """Download a resident's voice note or photo before the step (outside any transaction)."""
+        """Download a resident's voice note or photo before the step (outside any transaction),
+        and the further photos of a message that carried several (an MMS)."""
         media = row.payload["media"]
-        source = media["source"]
-        channel = self.channels.push.get(row.channel)
-        refused = self.media.refuse(
-            media["kind"], media.get("mime") or source.get("mime", ""), media.get("size") or None
-        )
-        if refused is not None:
-            fetched = refused
-        elif channel is None:
-            fetched = Media(kind="unsupported", ref="")
-        else:
-            got = await channel.fetch_media(dict(source))
-            if got is None:
-                fetched = Media(kind="unsupported", ref="")
-            else:
-                mime, data = got
-                fetched = self.media.save(media["kind"], mime or media.get("mime", ""), data)
         payload = dict(row.payload)
-        payload["media"] = {
-            "kind": fetched.kind,
-            "ref": fetched.ref,
-            "mime": fetched.mime,
-            "size": fetched.size,
-            "source": None,
-        }
+        payload["media"] = _stored(await self._download(row.channel, media["kind"], media, media["source"]))
+        extra = dict(payload.get("extra") or {})
+        more = []
+        for source in extra.get("more_media") or ():
+            if isinstance(source, dict) and source.get("url"):
+                fetched = await self._download(row.channel, "photo", {"mime": source.get("mime", "")}, source)
+                if fetched.ref:
+                    more.append(_stored(fetched))
+        if "more_media" in extra:
+            extra["more_media"] = more  # stored files only: the provider's addresses are not kept
+            payload["extra"] = extra
         await self.inbox.set_payload(row.id, payload)
+
+    async def _download(self, channel_name: str, kind: str, media: dict[str, Any], source: dict[str, Any]) -> Media:
+        channel = self.channels.push.get(channel_name)
+        refused = self.media.refuse(kind, media.get("mime") or source.get("mime", ""), media.get("size") or None)
+        if refused is not None:
+            return refused
+        if channel is None:
+            return Media(kind="unsupported", ref="")
+        got = await channel.fetch_media(dict(source))
+        if got is None:
+            return Media(kind="unsupported", ref="")
+        mime, data = got
+        return self.media.save(kind, mime or media.get("mime", ""), data)
 
     def _read(
         self, conn: Connection, inbox_ids: list[int]

@@ -367,7 +367,7 @@ async def test_sms_full_dialogue_with_numbered_menus(stack: Stack) -> None:
         idea = (await conn.execute(select(Idea.channel, Idea.text))).one()
     assert all(r.segments and r.status == "sent" for r in rows)
     consent = rows[0]
-    assert consent.segments == 3  # 400-odd GSM-7 characters: 3 segments of 153
+    assert consent.segments == 2  # the short SMS wording (INFO sends the full notice): 2 segments of 153
     assert tuple(idea) == ("sms", "Mehr „Grün“ – und weniger Beton im Kiez")  # the resident's words untouched
 
 

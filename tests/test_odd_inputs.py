@@ -21,7 +21,7 @@ import smsutil
 from sqlalchemy import select
 from telegram.constants import MessageType
 
-from bot.storage.models import InboundMessage, OutboundMessage, Resident
+from bot.storage.models import Idea, InboundMessage, OutboundMessage, Resident
 from channels import telegram as telegram_channel
 from channels.sms_text import segments
 from tests import test_channels
@@ -382,3 +382,24 @@ async def test_each_route_takes_only_its_own_shape_even_when_signed_for_it(stack
     assert await stack.count(InboundMessage) == 0 and stack.tw.messages == []
     assert await stack.twilio("/webhooks/twilio/whatsapp", wa) == 200  # its own route takes it
     assert await stack.count(InboundMessage) == 1
+
+
+async def test_mms_with_three_photos_at_the_idea_question_keeps_all_three(stack: Stack, tmp_path: Path) -> None:
+    number = "+4915112340077"
+    for body in ["Hallo", "ja", "Idee", "Spielplatz"]:
+        assert await stack.sms(number, body) == 200
+    urls = [stack.tw.add_media(f"MM7/{i}.jpg", b"\xff\xd8\xff" + bytes([i]) * 40, "image/jpeg") for i in range(3)]
+    params = inbound_sms_params(
+        number, SMS_FROM, "Ein Sonnensegel über dem Sandkasten", media=[(u, "image/jpeg") for u in urls]
+    )
+    assert await stack.twilio("/webhooks/twilio/sms", params) == 200
+    for body in ["Wedding", "nein", "1"]:
+        assert await stack.sms(number, body) == 200
+    await stack.settle()
+    async with stack.kz.db.read() as conn:
+        idea = (await conn.execute(select(Idea.text, Idea.media, Idea.district))).one()
+    assert idea.text == "Ein Sonnensegel über dem Sandkasten" and idea.district == "mitte"
+    assert len(idea.media) == 3
+    media_dir = Path(stack.kz.settings.media_dir)
+    assert sorted((media_dir / m["ref"]).read_bytes()[3] for m in idea.media) == [0, 1, 2]
+    assert all("MM7" not in repr(r) for r in await stored(stack))  # no provider media address kept
