@@ -174,7 +174,7 @@ async def set_idea_status(
     if resident_id is None:
         return False, 0
     msgid = STATUS_MESSAGES.get(status)
-    if not notify or msgid is None:
+    if not notify or msgid is None or resident_id == 0:  # 0: kept as anonymous text, nobody to tell
         return True, 0
     params: dict[str, Any] = {"reference": reference.upper(), "contact": contact_of(kz.flows)}
     if status == "approved" and kz.flows.publication_url:
