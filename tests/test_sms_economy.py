@@ -24,10 +24,6 @@ RENDERER = Renderer(CATALOGS)
 PROMPTS = [p for p in prompts(FLOWS) if not p.node.multilingual]
 CONSENT = [p for p in PROMPTS if p.consent]
 CODES = [lang.code for lang in FLOWS.languages]
-# The district question lists twelve district names: in a UCS-2 language (Arabic and
-# Farsi script, Cyrillic, Vietnamese) the list alone is over 201 UTF-16 units, so no
-# translation can bring it to three segments; it needs a change of the question itself.
-NEEDS_SOURCE_CHANGE = {("idea.district", code) for code in ("ar", "fa", "uk", "ru", "vi")}
 
 
 def ours(parts: list[str]) -> int:
@@ -55,20 +51,9 @@ def test_consent_fits_three_segments(code: str) -> None:
     assert independent(parts) <= MAX_SEGMENTS, parts
 
 
-@pytest.mark.parametrize(
-    ("name", "code"),
-    [
-        pytest.param(
-            p.name,
-            code,
-            marks=[pytest.mark.xfail(strict=True, reason="a list of 12 names: needs a source change")]
-            if (p.name, code) in NEEDS_SOURCE_CHANGE
-            else [],
-        )
-        for p in PROMPTS
-        for code in CODES
-    ],
-)
+# The district question included: on SMS it asks for a name (no numbered list), so it
+# fits in the UCS-2 languages (Arabic and Farsi script, Cyrillic, Vietnamese) too.
+@pytest.mark.parametrize(("name", "code"), [(p.name, code) for p in PROMPTS for code in CODES])
 def test_every_question_fits_three_segments(name: str, code: str) -> None:
     prompt = next(p for p in PROMPTS if p.name == name)
     parts = parts_of(prompt, code)
