@@ -187,8 +187,8 @@ class Run:
         if message.media is not None:
             return message.media.kind in node.accept_media
         if node.kind == "ask_choice":
-            found = self.match(self.choice_list(node), message, partial=not looks_like_idea(message.text))
-            return found is not None and found.sure
+            found = self.match(self.choice_list(node), message)
+            return found is not None and found.sure and (found.coverage >= 0.5 or not looks_like_idea(message.text))
         if node.kind == "ask_text":
             return looks_like_idea(message.text)
         if node.kind == "rate_statements" and (self.d.vars.get("_rs") or {}).get("phase", "rate") == "rate":

@@ -98,6 +98,7 @@ def letters(text: str) -> int:
 class Match:
     choice: Choice
     sure: bool = True
+    coverage: float = 1.0  # how much of the answer the matched name is (1: all of it)
 
 
 def _names(c: Choice, translators: list[Translator], languages: set[str]) -> set[str]:
@@ -171,7 +172,25 @@ def match(
     exact = {c.value: c for c in choices if said in names[c.value] or said in answers[c.value]}
     if exact:
         return Match(exact[next(iter(exact))]) if len(exact) == 1 else None
-    return _partial(choices, said, names, answers) if partial else None
+    if not partial:
+        return None
+    # inside a sentence, answer words count only when they say one thing: "не знаю" holds
+    # "не" (no) but means "I don't know"; "ja, aber nein" says nothing
+    if len(_meanings_inside(said, translators)) > 1:
+        answers = {value: set() for value in answers}
+    return _partial(choices, said, names, answers)
+
+
+def _meanings_inside(said: str, translators: list[Translator]) -> set[str]:
+    padded = f" {said} "
+    found = set()
+    for meaning, (ctx, msgid) in MEANING_WORDS.items():
+        entries = {fold(w) for w in words(msgid)}
+        for tr in translators:
+            entries |= {fold(w) for w in words(tr.pgettext(ctx, msgid))}
+        if any(w and f" {w} " in padded for w in entries):
+            found.add(meaning)
+    return found
 
 
 def looks_like_idea(text: str | None) -> bool:
@@ -194,18 +213,19 @@ def _partial(
     }
     if by_word:
         one = _unique(by_word)
-        return Match(one) if one is not None else None
+        return Match(one, coverage=0.9) if one is not None else None
     # 3b. a name inside a longer answer: "ich wohne im wedding", "ja gerne"
     if len(said_words) > 1:
-        inside = {
-            c.value: c
-            for c in choices
-            if any(len(n) >= MIN_WORD and f" {n} " in padded for n in names[c.value])
-            or any(f" {w} " in padded for w in answers[c.value])
-        }
+        covered: dict[str, int] = {}
+        for c in choices:
+            hits = [n for n in names[c.value] if len(n) >= MIN_WORD and f" {n} " in padded]
+            hits += [w for w in answers[c.value] if f" {w} " in padded]
+            if hits:
+                covered[c.value] = max(len(h) for h in hits)
+        inside = {c.value: c for c in choices if c.value in covered}
         picked = _unique(inside) if inside else None
         if picked is not None:
-            return Match(picked)
+            return Match(picked, coverage=covered[picked.value] / len(said))
         if inside:
             return None
     # 4. a small typo, compared with every name and every word of a name

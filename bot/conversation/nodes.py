@@ -40,7 +40,9 @@ class AskChoice:
 
     def answer(self, run: Run, node: Node, message: Message) -> None:
         idea_like = looks_like_idea(message.text) and message.choice is None
-        found = run.match(run.choice_list(node), message, partial=not idea_like)
+        found = run.match(run.choice_list(node), message)
+        if found is not None and idea_like and found.coverage < 0.5 and run.can_offer_idea():
+            found = None  # "Mehr Radwege in der Stadt": an idea that names a topic, not just a topic
         if found is None and node.options == "languages" and run.guess_language(message.text):
             found = Match(Choice(run.p.language or "", "", node.next))
         if found is None and idea_like:
