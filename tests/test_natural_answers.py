@@ -15,8 +15,8 @@ chat; a representative subset through Telegram and SMS, which go through the out
 The long word lists (every answer word of every catalog, every district and topic word) run
 on SQLite only: they test understanding, which the walks also check on PostgreSQL.
 
-Misunderstandings found while writing this corpus are the ``xfail(strict=True)`` tests at
-the end, each with the input sequence and what the resident is told.
+The tests at the end guard the misunderstandings this corpus found (a long yes taken for an
+idea, "I don't know" read as "no", everyday words for yes, no and idea).
 """
 
 from __future__ import annotations
@@ -686,20 +686,14 @@ async def test_district_in_a_sentence_is_understood(stack: Stack) -> None:
     await step(res, "Ich wohne in Moabit nahe der Turmstraße", prompt_of("de", "idea.ask_updates"))
 
 
-NOT_A_NO = (
-    "the no choice's label is the no word ('Nie', 'Không'), so 'nie wiem'/'không biết' (I don't know) "
-    "still matches that label inside the sentence: consent declined, the resident's data erased"
-)
-
-
 @pytest.mark.parametrize(
     ("lang", "said"),
     [
         ("ru", "не знаю"),
         ("uk", "не знаю"),
         ("ar", "لا أعرف"),
-        pytest.param("pl", "nie wiem", marks=pytest.mark.xfail(strict=True, reason=NOT_A_NO)),
-        pytest.param("vi", "không biết", marks=pytest.mark.xfail(strict=True, reason=NOT_A_NO)),
+        ("pl", "nie wiem"),
+        ("vi", "không biết"),
     ],
 )
 async def test_i_dont_know_at_consent_is_not_a_no(stack: Stack, lang: str, said: str) -> None:
@@ -723,3 +717,9 @@ async def test_everyday_word_for_idea_at_the_menu(stack: Stack, lang: str, said:
     res = await start(stack, lang)
     await step(res, yes_words(lang)[0], prompt_of(lang, "main.menu"))
     await step(res, said, prompt_of(lang, "idea.topic"))
+
+
+async def test_polish_no_at_consent_means_yes_in_polish(stack: Stack) -> None:
+    # Polish colloquial "no" is "yeah": the resident's own language goes before English
+    res = await start(stack, "pl")
+    await step(res, "no", prompt_of("pl", "main.menu"))

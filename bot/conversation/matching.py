@@ -101,9 +101,10 @@ class Match:
     coverage: float = 1.0  # how much of the answer the matched name is (1: all of it)
 
 
-def _names(c: Choice, translators: list[Translator], languages: set[str]) -> set[str]:
-    """Everything that names the choice outright, folded."""
-    names = {fold(c.value), fold(c.label)}
+def _names(c: Choice, translators: list[Translator], languages: set[str], own: bool = False) -> set[str]:
+    """Everything that names the choice outright, folded (``own``: in these languages only,
+    without the English source label)."""
+    names = set() if own else {fold(c.value), fold(c.label)}
     for tr in translators:
         names.add(fold(tr.gettext(c.label)))
     for lang, aliases in c.aliases.items():
@@ -112,7 +113,9 @@ def _names(c: Choice, translators: list[Translator], languages: set[str]) -> set
     return {n for n in names if n}
 
 
-def _meaning_words(c: Choice, translators: list[Translator], extra: Mapping[str, tuple[str, str]]) -> set[str]:
+def _meaning_words(
+    c: Choice, translators: list[Translator], extra: Mapping[str, tuple[str, str]], own: bool = False
+) -> set[str]:
     entries = []
     if c.means is not None and c.means in MEANING_WORDS:
         entries.append(MEANING_WORDS[c.means])
@@ -120,7 +123,8 @@ def _meaning_words(c: Choice, translators: list[Translator], extra: Mapping[str,
         entries.append(extra[c.value])
     found: set[str] = set()
     for ctx, msgid in entries:
-        found |= {fold(w) for w in words(msgid)}
+        if not own:
+            found |= {fold(w) for w in words(msgid)}
         for tr in translators:
             found |= {fold(w) for w in words(tr.pgettext(ctx, msgid))}
     return {w for w in found if w}
@@ -164,20 +168,23 @@ def match(
     if not said:
         return None
     translators = list(translators)
-    languages = _base_languages(translators)
     extra = dict(extra_words or {})
-    names = {c.value: _names(c, translators, languages) for c in choices}
-    answers = {c.value: _meaning_words(c, translators, extra) for c in choices}
-    # 2. outright: a name, or an answer word of what the choice means
-    exact = {c.value: c for c in choices if said in names[c.value] or said in answers[c.value]}
-    if exact:
-        return Match(exact[next(iter(exact))]) if len(exact) == 1 else None
+    # 2. outright: a name, or an answer word of what the choice means — first in the resident's
+    # own language (Polish "no" means yes there, whatever English says), then with English too
+    for group in ([translators[0]], translators) if len(translators) > 1 else (translators,):
+        own = group is not translators
+        languages = _base_languages(group)
+        names = {c.value: _names(c, group, languages, own) for c in choices}
+        answers = {c.value: _meaning_words(c, group, extra, own) for c in choices}
+        exact = {c.value: c for c in choices if said in names[c.value] or said in answers[c.value]}
+        if exact:
+            return Match(exact[next(iter(exact))]) if len(exact) == 1 else None
     if not partial:
         return None
-    # inside a sentence, answer words count only when they say one thing: "не знаю" holds
-    # "не" (no) but means "I don't know"; "ja, aber nein" says nothing
+    # inside a sentence, answer words count only when they say one thing: "nie wiem" holds
+    # "nie" (no) but means "I don't know"; "ja, aber nein" says nothing
     if len(_meanings_inside(said, translators)) > 1:
-        answers = {value: set() for value in answers}
+        return None
     return _partial(choices, said, names, answers)
 
 
