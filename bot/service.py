@@ -25,14 +25,24 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from bot.conversation.engine import Engine
+from bot.conversation.personal_data import lines as data_lines
 from bot.conversation.render import Renderer
 from bot.conversation.session import Conversation, Dialogue, Profile
-from bot.conversation.step import Context, EraseResident, Message, RecordConsent, StoreFeedback, StoreIdea
+from bot.conversation.step import (
+    Context,
+    EraseResident,
+    Message,
+    RecordConsent,
+    SendData,
+    StoreFeedback,
+    StoreIdea,
+)
 from bot.storage.contributions import ContributionRepository
 from bot.storage.db import Database
 from bot.storage.inbox import InboxRepository
 from bot.storage.media import DEFAULT_MAX_BYTES, MediaStore
 from bot.storage.outbox import Delivered, OutboxRepository
+from bot.storage.personal_data import personal_data
 from bot.storage.residents import ResidentRepository, new_pseudonym
 from bot.storage.sessions import Conflict, SessionRepository, StoredSession
 from bot.values import Inbound, Media, Outgoing, ReachabilityChange
@@ -86,12 +96,16 @@ def _message(payload: dict[str, Any]) -> Message:
     )
 
 
-def _profile(resident: Any) -> Profile:
+def _profile(resident: Any, consent_version: str) -> Profile:
+    """The engine's view of a resident; consent counts only for the privacy notice's current version."""
+    agreed = bool(resident and resident.consented_at is not None)
+    current = agreed and resident.consent_version == consent_version
     return Profile(
         language=resident.language if resident else None,
-        consented=bool(resident and resident.consented_at is not None),
+        consented=current,
         stopped=bool(resident and resident.stopped_at is not None),
         updates=bool(resident and resident.updates_opt_in),
+        consent_outdated=agreed and not current,
     )
 
 
@@ -306,7 +320,8 @@ class ConversationService:
         for row in rows:
             resident = residents.get((row.channel, row.address))
             session = sessions.get(resident.id) if resident is not None else None
-            conv = Conversation(profile=_profile(resident), dialogue=session.dialogue if session else Dialogue())
+            profile = _profile(resident, self.engine.flows.consent_version)
+            conv = Conversation(profile=profile, dialogue=session.dialogue if session else Dialogue())
             caps = capabilities(row.channel)
             ctx = Context(
                 now=now,
@@ -335,7 +350,7 @@ class ConversationService:
                 continue
             resident_id = self._write_one(conn, plan, erased_media, batch)
             batch.replies += self.outbox.reply_rows(
-                plan.outs,
+                self._with_data(conn, plan, resident_id),
                 channel=row.channel,
                 address=row.address,
                 resident_id=resident_id,
@@ -351,6 +366,27 @@ class ConversationService:
         self.outbox.add_replies(conn, batch.replies)
         self.inbox.mark_done(conn, batch.done, now)
         return results
+
+    def _with_data(self, conn: Connection, plan: _Plan, resident_id: int | None) -> list[Outgoing]:
+        """The step's replies; after DATA first what is stored about the resident, in their
+        language, split the channel's way (several SMS where one is not enough)."""
+        if resident_id is None or not any(isinstance(e, SendData) for e in plan.outcome.effects):
+            return plan.outs
+        data = personal_data(conn, resident_id)
+        if data is None:
+            return plan.outs
+        profile = plan.outcome.conversation.profile
+        language = profile.language or self.engine.flows.default_language.code
+        tr = self.renderer.catalogs.get(language)
+        body = "\n".join(
+            self.renderer.text(tr, line) for line in data_lines(self.engine.flows, data, language, self.zone)
+        )
+        caps = capabilities(plan.row.channel)
+        parts = [
+            Outgoing(text=text, language=language, direction=tr.language.direction, segments=units)
+            for text, units in caps.fit(body)
+        ]
+        return parts + plan.outs
 
     def _write_one(self, conn: Connection, plan: _Plan, erased_media: list[str], batch: _Writes) -> int | None:
         """One step's own writes (what repeats goes into ``batch``); the resident's id, or None once erased."""

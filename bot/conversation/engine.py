@@ -70,6 +70,16 @@ class Engine:
         self.idea_node = next((n for n in flows.nodes.values() if n.kind == "ask_text" and n.save_as == IDEA_VAR), None)
         self._keywords = keywords.keyword_index(catalogs)
         self.identifier = Identifier(flows.languages)
+        self.consent_node = next(
+            (
+                n.id
+                for n in flows.nodes.values()
+                if any(
+                    c.next and flows.nodes.get(c.next) and flows.nodes[c.next].do == "record_consent" for c in n.choices
+                )
+            ),
+            None,
+        )
 
     def keyword(self, message: Message) -> keywords.Keyword | None:
         return keywords.find(self._keywords, message)
@@ -162,6 +172,9 @@ class Run:
         if kw:
             keywords.handle(self, kw, message)
             return
+        if self.p.consent_outdated and self.d.pending is None and not self.at_consent():
+            self.ask_consent_again()
+            return
         if message.unsupported and not message.text and message.media is None:
             self.unsupported(message.unsupported)
             return
@@ -194,6 +207,20 @@ class Run:
         if node.kind == "rate_statements" and (self.d.vars.get("_rs") or {}).get("phase", "rate") == "rate":
             return self.picked(node.choices, message) is not None
         return False
+
+    def at_consent(self) -> bool:
+        node = self.current()
+        return node is not None and node.id == self.e.consent_node
+
+    def ask_consent_again(self) -> None:
+        """The privacy notice changed since they agreed: nothing new is stored before they agree
+        again; afterwards they are back where they were."""
+        node = self.current()
+        if self.e.consent_node is None:
+            return
+        self.say(M.NOTICE_CHANGED)
+        self.d.return_to = node.id if node is not None and node.waits_for_input else None
+        self.enter(self.e.consent_node, allow_return=False)
 
     def answer(self, node: Node, message: Message) -> None:
         if self.d.pending == "did_you_mean":

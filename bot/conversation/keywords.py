@@ -14,7 +14,7 @@ from bot.conversation.flows import Choice
 from bot.conversation.i18n import Catalogs
 from bot.conversation.matching import normalise, words
 from bot.conversation.session import Conversation
-from bot.conversation.step import EraseResident, Message, ReplyChoice
+from bot.conversation.step import EraseResident, Message, ReplyChoice, SendData
 
 if TYPE_CHECKING:  # pragma: no cover
     from bot.conversation.engine import Run
@@ -86,6 +86,9 @@ def handle(run: Run, kw: Keyword, message: Message) -> None:
     elif name == "help":
         params = {"operator": run.flows.operator, "phase": run.phase_now(), "contact": run.contact()}
         run.say(M.HELP, params, language=fallback)
+        reprompt_or_home(run)
+    elif name == "data":
+        run.effects.append(SendData())  # the service puts what it stores before the question again
         reprompt_or_home(run)
     elif name == "info":
         run.say(M.PRIVACY_NOTICE, {"operator": run.flows.operator, "contact": run.contact()}, language=fallback)

@@ -242,6 +242,7 @@ def _set_language(run: Run, node: Node) -> str | None:
 
 def _record_consent(run: Run, node: Node) -> str | None:
     run.p.consented = True
+    run.p.consent_outdated = False
     run.effects.append(RecordConsent(run.flows.consent_version))
     return node.next
 

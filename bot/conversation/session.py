@@ -18,6 +18,7 @@ class Profile:
     consented: bool = False
     stopped: bool = False
     updates: bool = False
+    consent_outdated: bool = False  # agreed to an earlier version of the privacy notice: asked again
 
 
 @dataclass

@@ -97,6 +97,11 @@ class RecordConsent:
 
 
 @dataclass(frozen=True)
+class SendData:
+    """The resident asked what is stored about them (DATA): the service reads and sends it."""
+
+
+@dataclass(frozen=True)
 class EraseResident:
     """Erase everything that names or reaches the resident; with ``keep_ideas`` their
     ideas stay as anonymous text (no media, no link to anyone)."""
@@ -139,4 +144,4 @@ class Remind:
     kind: str
 
 
-Effect = StoreIdea | StoreFeedback | RecordConsent | EraseResident | Remind
+Effect = StoreIdea | StoreFeedback | RecordConsent | EraseResident | Remind | SendData

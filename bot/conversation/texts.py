@@ -14,6 +14,7 @@ KEYWORDS: dict[str, tuple[str, str]] = {
     "start": pN_("keyword", "START|UNSTOP|RESUME"),
     "help": pN_("keyword", "HELP"),
     "info": pN_("keyword", "INFO|PRIVACY"),
+    "data": pN_("keyword", "DATA|MY DATA"),
     "language": pN_("keyword", "LANGUAGE|LANG"),
     "menu": pN_("keyword", "MENU|RESTART"),
     "delete": pN_("keyword", "DELETE|ERASE|FORGET ME"),
@@ -24,6 +25,7 @@ GERMAN_KEYWORDS: dict[str, str] = {
     "start": "START|ANMELDEN",
     "help": "HILFE",
     "info": "INFO|DATENSCHUTZ",
+    "data": "DATEN|MEINE DATEN",
     "language": "SPRACHE",
     "menu": "MENÜ|MENUE|NEUSTART",
     "delete": "LÖSCHEN|LOESCHEN",
@@ -136,3 +138,23 @@ REMINDER_UNFINISHED_HOURS = nN_(
 IDEA_APPROVED = N_("Good news: your idea {reference} has been accepted. Thank you for taking part!")
 IDEA_PUBLISHED = N_("Good news: your idea {reference} has been published: {url} Thank you for taking part!")
 IDEA_HIDDEN = N_("Your idea {reference} could not be accepted. If you have questions, please contact us: {contact}")
+
+# --- what we store about a resident (the DATA keyword) --------------------------------------------
+DATA_HEADER = N_("This is what Kiezstimme stores about you:")
+DATA_LANGUAGE = N_("Language: {language}")
+DATA_CONSENT = N_("Consent: given on {date} (privacy notice version {version})")
+DATA_NO_CONSENT = N_("Consent: not given")
+DATA_UPDATES_YES = N_("News and reminders: yes (send STOP to end them)")
+DATA_UPDATES_NO = N_("News and reminders: no")
+DATA_STOPPED = N_("Messages: stopped (send START to get them again)")
+DATA_SOURCE = N_("You came to us through: {source}")
+DATA_CHANNELS = N_("How we reach you: {channels} (the number or account itself is stored encrypted)")
+DATA_IDEA = N_("Idea {reference} of {date} ({status}): {text}")
+DATA_RATING = N_("Statement {number} ({date}): {rating}")
+DATA_RATING_COMMENT = N_("Statement {number} ({date}): {rating}. Your comment: {comment}")
+DATA_NOTHING_YET = N_("Ideas and ratings: none yet")
+DATA_FOOTER = N_("Send DELETE to erase all of this, INFO for how we handle your data.")
+STATUS_NEW = N_("received")
+STATUS_APPROVED = N_("accepted")
+STATUS_HIDDEN = N_("not accepted")
+NOTICE_CHANGED = N_("Our privacy notice has changed. Please read it and tell us whether you agree.")
