@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     twilio_messaging_service_sid: str | None = None
     twilio_whatsapp_from: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
+    # retention (issue 12): how long personal data is kept, in days
+    retention_delivery_days: int = 30  # texts, choices and addresses of the delivery log
+    retention_inbox_days: int = 7  # contents of inbox rows that are still kept (failed, set aside)
+    retention_contact_days_after_last_phase: int = 90  # channel identities and sessions
 
     # -- checks, each naming its variable ------------------------------------------
 
@@ -174,6 +178,15 @@ class Settings(BaseSettings):
         if value is None:
             return None
         return _number(info.field_name.upper(), value, "a number of messages per second (0 = no limit)")
+
+    @field_validator(
+        "retention_delivery_days", "retention_inbox_days", "retention_contact_days_after_last_phase", mode="before"
+    )
+    @classmethod
+    def _retention_days(cls, value: Any, info: Any) -> int:
+        if not re.fullmatch(r"[0-9]{1,6}", str(value).strip()) or isinstance(value, bool):
+            raise ValueError(f"{info.field_name.upper()} must be a whole number of days (0 or more), got {value!r}")
+        return int(str(value).strip())
 
     @field_validator("telegram_webhook_secret")
     @classmethod

@@ -75,6 +75,15 @@ def _add_export(sub: _Commands) -> None:
     command.add_argument("--output", default=None, help="file to write (default: stdout)")
 
 
+def _add_privacy(sub: _Commands) -> None:
+    command = sub.add_parser("privacy", help="retention purge and the key that encrypts addresses")
+    actions = command.add_subparsers(dest="action", required=True, metavar="ACTION")
+    purge = actions.add_parser("purge", help="empty and remove personal data past its retention period")
+    purge.add_argument("--dry-run", action="store_true", help="print what would go per kind; change nothing")
+    rotate = actions.add_parser("rotate-key", help="re-encrypt the stored addresses with a new DATA_KEY")
+    rotate.add_argument("--new-key", default=None, help="the new DATA_KEY")
+
+
 def _add_channel_admin(sub: _Commands) -> None:
     """``CHANNEL set-webhook`` for each channel that registers its webhook with the provider."""
     from channels.registry import specs
@@ -102,6 +111,7 @@ def parser() -> argparse.ArgumentParser:
     _add_chat(sub)
     _add_export(sub)
     _add_channel_admin(sub)
+    _add_privacy(sub)
     flows = sub.add_parser("flows", help="work with the flow files")
     flows.add_argument("action", choices=["check"])
     return p
@@ -130,11 +140,23 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         return asyncio.run(terminal_chat(settings, args.lang, args.resident, sys.stdin, sys.stdout))
     elif args.command == "export":
         return asyncio.run(export(settings, args.what, args.format, args.output))
+    elif args.command == "privacy":
+        return _privacy(settings, args)
     elif getattr(args, "action", None) == "set-webhook":
         return asyncio.run(set_webhook(settings, args.command))
     elif args.command == "flows":
         return flows_check(settings, sys.stdout)
     return 0
+
+
+def _privacy(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "purge":
+        from bot.cli.privacy import purge
+
+        return asyncio.run(purge(settings, args.dry_run))
+    from bot.cli.privacy_keys import rotate_key
+
+    return asyncio.run(rotate_key(settings, args.new_key))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""The scheduler: APScheduler 3 fires reminders and phase announcements.
+"""The scheduler: APScheduler 3 fires reminders and phase announcements, and runs the
+retention purge daily (``retention:purge``).
 
 Jobs are recreated from the process data at every start with stable ids
 (``reminder:collection:2d``, ``announce:feedback``) and ``replace_existing``,
@@ -16,13 +17,22 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from bot.app import Kiezstimme
 from bot.conversation.phases import reminder_points
 from bot.participation.reminders import RETRY_EVERY, send_announcement, send_reminder
+from bot.participation.retention import purge_now
 
 log = logging.getLogger(__name__)
+
+# the retention purge (bot/participation/retention.py): daily at a quiet hour, local time; if
+# the scheduler was down then, it still runs within PURGE_GRACE (several missed runs: once) —
+# otherwise the next day's run takes what is due, as every run takes all that is due
+PURGE_JOB = "retention:purge"
+PURGE_AT = {"hour": 3, "minute": 30}
+PURGE_GRACE = timedelta(hours=12)
 
 
 class ReminderClock:
@@ -54,6 +64,15 @@ class ReminderClock:
 
                 at = outside_quiet_hours(phase.starts, phase.ends, self.kz.flows.process.quiet_hours, zone)
                 self._add(f"announce:{phase.id}", at, self.fire_announcement, phase.id)
+        self.scheduler.add_job(
+            self.fire_purge,
+            CronTrigger(**PURGE_AT, timezone=zone),
+            id=PURGE_JOB,
+            replace_existing=True,
+            misfire_grace_time=int(PURGE_GRACE.total_seconds()),
+            coalesce=True,
+            max_instances=1,
+        )
 
     async def fire_reminder(self, point_id: str) -> None:
         point = next(
@@ -71,6 +90,9 @@ class ReminderClock:
         phase = self.kz.flows.process.phase(phase_id)
         if phase is not None:
             await send_announcement(self.kz, phase, self.kz.service.clock())
+
+    async def fire_purge(self) -> None:
+        await purge_now(self.kz.settings, self.kz.db, self.kz.flows.process, self.kz.service.clock())
 
     def start(self) -> None:
         self.plan()

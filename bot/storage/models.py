@@ -196,3 +196,15 @@ class Feedback(Base):
     channel: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the first rating
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the last rating or comment
+
+
+class Purge(Base):
+    """What the retention purge removed (:mod:`bot.participation.retention`): one row per run
+    and kind, with the cut-off — counts only, never what the rows held."""
+
+    __tablename__ = "purges"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    ran_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(Integer)
+    cutoff: Mapped[datetime] = mapped_column(UTCDateTime)  # what was older than this went
