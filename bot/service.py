@@ -459,7 +459,11 @@ class ConversationService:
                 path.unlink()
 
     async def mark_failed(self, inbox_id: int, reason: str) -> None:
+        """Set a message aside that can never be processed (dead letter, with the reason),
+        counted as ``kiezstimme_inbound_processed_total{result="failed"}``."""
         await self.inbox.mark_failed(inbox_id, reason, self.clock())
+        if self.metrics is not None:
+            self.metrics.processed.labels("failed").inc()
 
     async def set_reachable(self, change: ReachabilityChange) -> None:
         """A provider told us whether a resident can be reached (e.g. a blocked bot)."""

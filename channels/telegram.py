@@ -38,6 +38,7 @@ from bot.values import (
     WebhookRequest,
     WebhookResult,
 )
+from channels import inputs
 from channels.base import BuildContext, ChannelSpec
 from channels.telegram_http import AiohttpRequest
 
@@ -103,9 +104,9 @@ class TelegramChannel:
             return _json(403, {"error": "forbidden"})
         try:
             data = json.loads(await request.body())
-            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            if not isinstance(data, dict) or not inputs.int64(data.get("update_id")) or data["update_id"] < 0:
                 raise ValueError("not an Update")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
             return _json(400, {"error": "not a Telegram update"})
         try:
             parsed = self.parse(data)
@@ -124,7 +125,10 @@ class TelegramChannel:
 
     def parse(self, data: dict[str, Any]) -> ParsedUpdate:
         """The parts of a Bot API ``Update`` the dialogue needs, read straight from its JSON
-        (building PTB objects for every update cost more than the rest of the acknowledgement)."""
+        (building PTB objects for every update cost more than the rest of the acknowledgement).
+        Every field is checked by shape (ids integers of 64 bits, file ids tokens, texts bounded
+        and cleaned of NUL bytes and lone surrogates); a wrong one raises ValueError and the
+        update is acknowledged and dropped with nothing stored."""
         parsed = ParsedUpdate()
         provider_id = str(data["update_id"])
         if "my_chat_member" in data:
@@ -149,10 +153,26 @@ class TelegramChannel:
         except (TelegramError, SendError) as exc:
             log.info("could not acknowledge a button press: %s", type(exc).__name__)
 
+    def own_file_url(self, url: str | None) -> bool:
+        """``url`` is a file of this bot under the configured Bot API root (what ``getFile``
+        answers, joined by PTB): the token goes nowhere else, and no local path is ever read
+        (PTB reads a ``file_path`` that names an existing local file from the disk)."""
+        prefix = f"{self.bot.base_file_url}/"  # {root}/file/bot{token}/
+        if not url or not url.startswith(prefix):
+            return False
+        rest = url[len(prefix) :]
+        return bool(rest) and ".." not in rest.split("/") and "\\" not in rest and "://" not in rest
+
     async def fetch_media(self, source: dict[str, Any]) -> tuple[str, bytes] | None:
+        file_id = source.get("file_id")
+        if not isinstance(file_id, str) or not _FILE_ID.fullmatch(file_id):
+            return None
         try:
             await self._ensure_ready()
-            file = await self.bot.get_file(source["file_id"])
+            file = await self.bot.get_file(file_id)
+            if not self.own_file_url(file.file_path):
+                log.warning("telegram media not fetched: getFile named a path outside the Bot API root")
+                return None
             data = await file.download_as_bytearray()
         except (TelegramError, SendError) as exc:
             log.warning("telegram media download failed: %s", type(exc).__name__)
@@ -214,17 +234,35 @@ def _obj(data: Any, key: str) -> dict[str, Any]:
     return value
 
 
-def _str(data: dict[str, Any], key: str) -> str | None:
+def _str(data: dict[str, Any], key: str, limit: int = inputs.MAX_TEXT) -> str | None:
+    """A string field, at most ``limit`` characters, cleaned of NUL bytes and lone surrogates."""
     value = data.get(key)
     if value is not None and not isinstance(value, str):
         raise ValueError(f"{key} is not a string")
-    return value
+    if value is not None and len(value) > limit:
+        raise ValueError(f"{key} is too long")
+    return None if value is None else inputs.clean_text(value)
+
+
+def _hint(data: dict[str, Any]) -> str | None:
+    """The user's ``language_code`` if it looks like a language tag (a hint is never worth a refusal)."""
+    return inputs.language_tag(_obj(data, "from").get("language_code"))
+
+
+_FILE_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def _file_id(item: dict[str, Any]) -> str:
+    file_id = item.get("file_id")
+    if not isinstance(file_id, str) or not _FILE_ID.fullmatch(file_id):
+        raise ValueError("file_id is not a file id")
+    return file_id
 
 
 def _chat_id(chat: dict[str, Any]) -> str:
     chat_id = chat.get("id")
-    if not isinstance(chat_id, int) or isinstance(chat_id, bool):
-        raise ValueError("chat.id is not a number")
+    if not inputs.int64(chat_id):
+        raise ValueError("chat.id is not a 64-bit integer")
     return str(chat_id)
 
 
@@ -242,14 +280,17 @@ def _parse_pressed_button(query: dict[str, Any], provider_id: str, parsed: Parse
     chat = _obj(message, "chat")
     if not message or chat.get("type") != "private":
         return
-    parsed.callback = {"id": str(query["id"]), "chat_id": int(_chat_id(chat)), "message_id": message.get("message_id")}
+    query_id, message_id = _str(query, "id", 64), message.get("message_id")
+    if not query_id or not inputs.int64(message_id):
+        raise ValueError("callback_query.id or message.message_id missing")
+    parsed.callback = {"id": query_id, "chat_id": int(_chat_id(chat)), "message_id": message_id}
     parsed.inbound.append(
         Inbound(
             channel=NAME,
             address=_chat_id(chat),
             provider_id=provider_id,
-            choice=_str(query, "data") or "",
-            locale_hint=_str(_obj(query, "from"), "language_code"),
+            choice=_str(query, "data", 256) or "",
+            locale_hint=_hint(query),
         )
     )
 
@@ -343,7 +384,7 @@ def _message_inbound(message: dict[str, Any], provider_id: str) -> Inbound | Non
     """A resident's private message: text (a /start deep link keeps its source), voice, photo
     (with its album), something we cannot use (``extra["unsupported"]``; its caption, if any,
     is taken as text instead), or None for a service message."""
-    hint = _str(_obj(message, "from"), "language_code")
+    hint = _hint(message)
     address = _chat_id(_obj(message, "chat"))
     caption = _str(message, "caption")
 
@@ -361,15 +402,15 @@ def _message_inbound(message: dict[str, Any], provider_id: str) -> Inbound | Non
         return inbound(text, extra=extra)
     voice = _obj(message, "voice")
     if voice:
-        mime = _str(voice, "mime_type") or "audio/ogg"
-        return inbound(caption, _remote("voice", mime, _size(voice), str(voice["file_id"])))
+        mime = _str(voice, "mime_type", 127) or "audio/ogg"
+        return inbound(caption, _remote("voice", mime, _size(voice), _file_id(voice)))
     photos = message.get("photo")
     if isinstance(photos, list) and photos and all(isinstance(p, dict) for p in photos):
         photo = max(photos, key=lambda p: (_size(p) or 0, int(p.get("width") or 0) * int(p.get("height") or 0)))
-        album = message.get("media_group_id")
+        album = _str(message, "media_group_id", 64)
         return inbound(
             caption,
-            _remote("photo", "image/jpeg", _size(photo), str(photo["file_id"])),
+            _remote("photo", "image/jpeg", _size(photo), _file_id(photo)),
             {"album": album} if isinstance(album, str) and album else None,
         )
     if caption and caption.strip():  # a video, a document … with words: the words are what the resident said
@@ -385,7 +426,7 @@ def _message_inbound(message: dict[str, Any], provider_id: str) -> Inbound | Non
 
 def _size(item: dict[str, Any]) -> int | None:
     size = item.get("file_size")
-    return size if isinstance(size, int) and not isinstance(size, bool) else None
+    return size if inputs.int64(size) else None
 
 
 def _remote(kind: str, mime: str, size: int | None, file_id: str) -> Media:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.values import Capabilities, Inbound, Outgoing, Sent, WebhookRequest, WebhookResult
+from channels import inputs
 from channels.base import BuildContext, ChannelSpec
 from channels.twilio_base import STATUS_PATH, TwilioAccount, e164, is_whatsapp, read_content, shared_account
 
@@ -58,15 +59,15 @@ class WhatsAppChannel:
         raw = str(form["From"])
         number = raw[len(PREFIX) :] if raw.startswith(PREFIX) else raw
         if not number.startswith("+") and form.get("WaId"):
-            number = "+" + str(form["WaId"])
-        payload = form.get("ButtonPayload")
+            number = "+" + str(form["WaId"])  # checked: digits only
+        payload = inputs.clean_text(str(form.get("ButtonPayload") or ""))
         content = read_content(form)  # MessageType: a sticker is not a photo, a location not an answer
         return Inbound(
             channel=NAME,
             address=e164(number),
             provider_id=str(form["MessageSid"]),
             text=None if payload else content.text,
-            choice=str(payload) if payload else None,
+            choice=payload or None,
             media=content.media,
             extra={} if payload else content.extra,
         )

@@ -578,16 +578,23 @@ async def test_each_twilio_route_takes_only_its_own_messages(stack: Stack) -> No
 
 
 async def test_undecodable_forms_are_refused_not_crashed(stack: Stack) -> None:
-    for content_type in [
-        "application/x-www-form-urlencoded",
-        "application/x-www-form-urlencoded; charset=no-such-charset",
+    from tests.test_fuzz import sign_raw
+
+    body = b"Body=%FF%FE&From=%2B49151&MessageSid=SM1"
+    for content_type, signed_status in [
+        ("application/x-www-form-urlencoded", 400),
+        ("application/x-www-form-urlencoded; charset=no-such-charset", 415),
     ]:
+        # forged: refused by the signature before anything is decoded
         resp = await stack.http.post(
-            "/webhooks/twilio/sms",
-            data=b"Body=%FF%FE&From=%2B49151&MessageSid=SM1",
-            headers={"Content-Type": content_type, "X-Twilio-Signature": "anything"},
+            "/webhooks/twilio/sms", data=body, headers={"Content-Type": content_type, "X-Twilio-Signature": "anything"}
         )
-        assert resp.status == 400
+        assert resp.status == 403
+        signature = sign_raw(stack.tw.auth_token, PUBLIC + "/webhooks/twilio/sms", body)
+        resp = await stack.http.post(
+            "/webhooks/twilio/sms", data=body, headers={"Content-Type": content_type, "X-Twilio-Signature": signature}
+        )
+        assert resp.status == signed_status
     resp = await stack.http.post(
         "/webhooks/twilio/sms", data=b"From=x", headers={"Content-Type": "text/plain", "X-Twilio-Signature": "x"}
     )

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.service import ConversationService
 from bot.storage.claims import SenderClaims
+from bot.storage.faults import describe, is_data_error, is_unavailable
 from bot.values import Inbound
 
 log = logging.getLogger(__name__)
@@ -81,20 +82,20 @@ class StepBatches:
     async def _one(self, batch: list[tuple[Sender, asyncio.Future[bool]]]) -> None:
         try:
             results = await self.service.process_senders([sender for sender, _ in batch])
-        except (TimeoutError, DBAPIError, OSError, ConnectionError) as exc:
-            for _, future in batch:  # the database is away: every drain hears of it and waits
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        except Exception:  # noqa: BLE001 - find the poison message: one at a time
-            if len(batch) > 1:
+        except Exception as exc:  # noqa: BLE001 - the database away, or a poison message
+            if is_unavailable(exc):  # the database is away: every drain hears of it and waits
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
+            if len(batch) > 1:  # find the poison message (a data error, a bug): one at a time
                 for item in batch:
                     await self._one([item])
                 return
             sender, future = batch[0]
-            log.exception("processing the oldest message of a sender failed")
+            log.error("processing the oldest message of a sender failed", exc_info=not is_data_error(exc))
             if not future.done():
-                future.set_exception(PoisonMessage(sender))
+                future.set_exception(PoisonMessage(sender, describe(exc) if is_data_error(exc) else "processing error"))
             return
         for sender, future in batch:
             if not future.done():
@@ -104,9 +105,10 @@ class StepBatches:
 class PoisonMessage(Exception):
     """Processing the sender's oldest message fails by itself."""
 
-    def __init__(self, sender: Sender) -> None:
+    def __init__(self, sender: Sender, reason: str = "processing error") -> None:
         super().__init__("processing failed")
         self.sender = sender
+        self.reason = reason  # kept with the message set aside (a data error names its kind)
 
 
 class InboxProcessor:
@@ -240,11 +242,11 @@ class InboxProcessor:
         except (TimeoutError, DBAPIError, OSError, ConnectionError) as exc:
             log.warning("inbox messages wait: database unavailable (%s)", type(exc).__name__)
             return False
-        except PoisonMessage:  # a poison message must not block the others
+        except PoisonMessage as poison:  # set aside, never retried: it must not block the others
             ids = await self.inbox.pending_ids(*sender, limit=1)
             if ids:
-                log.error("inbox message %s could not be processed; marked failed", ids[0])
-                await self.service.mark_failed(ids[0], "processing error")
+                log.error("inbox message %s could not be processed (%s); marked failed", ids[0], poison.reason)
+                await self.service.mark_failed(ids[0], poison.reason)
             return True
 
     async def recover(self, min_age: float = 0.0) -> int:

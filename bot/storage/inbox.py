@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -22,9 +23,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bot.storage.db import Database
+from bot.storage.faults import describe, is_unavailable
 from bot.storage.models import InboundMessage
-from bot.values import Inbound
+from bot.values import Inbound, Rejected
 
+log = logging.getLogger(__name__)
 _PENDING = InboundMessage.status == "pending"
 _PENDING_ROWS = select(InboundMessage).where(InboundMessage.id.in_(bindparam("ids", expanding=True)), _PENDING)
 _MARK_DONE = (
@@ -66,17 +69,13 @@ class InboxRepository:
         return await future
 
     async def _flush(self) -> None:
-        while self._queue:
-            await asyncio.sleep(0)  # let requests that arrive meanwhile join this commit
-            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            rows = [row for row, _ in batch]
-            try:
-                ids = await self.db.run(functools.partial(self._insert, rows=rows), urgent=True)
-            except Exception as exc:  # noqa: BLE001 - every waiting request hears of it
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+        """Commit the waiting rows together. A batch that fails for something other than the
+        database being away is committed again row by row: a row that can never be stored (a
+        value too long, a NUL byte, text the driver cannot encode) is refused alone —
+        ``Rejected`` (400), nothing of it stored — and every other row of the batch is stored.
+        When the database is away every waiting request hears of it (and the provider retries)."""
+
+        def deliver(batch: list[tuple[dict[str, Any], asyncio.Future[int | None]]], ids: dict[Any, int]) -> None:
             taken: set[tuple[str, str]] = set()
             for row, future in batch:
                 key = (row["channel"], row["provider_id"])
@@ -84,6 +83,34 @@ class InboxRepository:
                 taken.add(key)
                 if not future.done():
                     future.set_result(inbox_id)
+
+        def refuse(future: asyncio.Future[int | None], exc: BaseException) -> None:
+            if future.done():
+                return
+            if is_unavailable(exc):
+                future.set_exception(exc)
+                return
+            log.warning("an inbound message could not be stored and was refused: %s", describe(exc))
+            future.set_exception(Rejected(400, "the message cannot be stored"))
+
+        while self._queue:
+            await asyncio.sleep(0)  # let requests that arrive meanwhile join this commit
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            rows = [row for row, _ in batch]
+            try:
+                ids = await self.db.run(functools.partial(self._insert, rows=rows), urgent=True)
+            except Exception as exc:  # noqa: BLE001 - every waiting request hears of it
+                if len(batch) == 1 or is_unavailable(exc):
+                    for _, future in batch:
+                        refuse(future, exc)
+                    continue
+                ids = {}
+                for row, future in batch:  # find the row that cannot be stored; store the others
+                    try:
+                        ids |= await self.db.run(functools.partial(self._insert, rows=[row]), urgent=True)
+                    except Exception as one:  # noqa: BLE001 - this request alone hears of it
+                        refuse(future, one)
+            deliver(batch, ids)
 
     def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
         # one statement, compiled once: SQLAlchemy's "insertmanyvalues" turns the executemany

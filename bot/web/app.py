@@ -144,13 +144,15 @@ async def webchat_post(request: web.Request) -> web.Response:
 
     kz = request.app[APP_KEY]
     chat = kz.channels.webchat
-    try:
-        inbound = await chat.read_message(neutral(request), provider_id=uuid.uuid4().hex)
+    try:  # every field checked by shape (channels/webchat.py): a malformed request stores nothing
+        inbound, ui_lang = await chat.read_request(neutral(request), provider_id=uuid.uuid4().hex)
     except Rejected as exc:
         return _error(exc.status, exc.message)
-    ui_lang = _ui_lang((await request.json()).get("ui_lang"))  # read_message checked it is a JSON object
     known = await _resident(kz, chat.name, inbound.address) is not None
-    await kz.inbox.receive(inbound, wait=True)  # in order, then answer at once
+    try:
+        await kz.inbox.receive(inbound, wait=True)  # in order, then answer at once
+    except Rejected as exc:  # a message that can never be stored: refused alone
+        return _error(exc.status, exc.message)
     return await _answer(kz, inbound.address, ui_lang, was_known=known)
 
 

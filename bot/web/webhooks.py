@@ -16,10 +16,11 @@ import asyncio
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from bot.app import Kiezstimme
 from bot.delivery.sender import record_status
-from bot.values import WebhookRequest, WebhookResult
+from bot.values import Rejected, WebhookRequest, WebhookResult
 
 KZ = web.AppKey("kiezstimme-webhooks", Kiezstimme)
 _background: set[asyncio.Task[Any]] = set()
@@ -43,13 +44,19 @@ async def apply(kz: Kiezstimme, result: WebhookResult) -> None:
 
 
 def neutral(request: web.Request) -> WebhookRequest:
+    async def read() -> bytes:
+        try:
+            return await request.read()
+        except RequestPayloadError:  # a Content-Encoding the body does not have, a broken chunked body
+            raise web.HTTPBadRequest(text="the body does not decode") from None
+
     return WebhookRequest(
         path=request.rel_url.raw_path,
         query_string=request.rel_url.raw_query_string,
         headers=request.headers,
         content_type=request.content_type,
         charset=request.charset,
-        read=request.read,
+        read=read,
     )
 
 
@@ -60,7 +67,10 @@ async def webhook(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     result = await handler(neutral(request))
     if result.status < 300:
-        await apply(kz, result)
+        try:
+            await apply(kz, result)
+        except Rejected as exc:  # a message that can never be stored (the others of its batch are)
+            return web.Response(status=exc.status, text=exc.message)
     return web.Response(status=result.status, text=result.body, content_type=result.content_type)
 
 

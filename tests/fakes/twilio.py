@@ -156,6 +156,7 @@ class FakeTwilio:
         self._failures: deque[_Failure] = deque()
         self._failing_recipients: dict[str, _Failure] = {}
         self._media: dict[str, _Media] = {}
+        self._redirects: dict[str, str] = {}
         #: Paths of every media download request (``GET {root}/media/{path}``), in order.
         self.media_requests: list[str] = []
         self._sent_at: deque[float] = deque()
@@ -232,6 +233,12 @@ class FakeTwilio:
     def add_media(self, path: str, content: bytes, content_type: str) -> str:
         """Serve ``content`` at ``{root}/media/{path}`` (basic auth); returns that URL."""
         self._media[path.lstrip("/")] = _Media(content, content_type)
+        return self.media_url(path)
+
+    def add_media_redirect(self, path: str, location: str) -> str:
+        """Answer ``{root}/media/{path}`` (behind basic auth) with ``302 Location: location``, as
+        Twilio answers a media request with a redirect to its storage; returns the media URL."""
+        self._redirects[path.lstrip("/")] = location
         return self.media_url(path)
 
     def media_url(self, path: str) -> str:
@@ -379,6 +386,8 @@ class FakeTwilio:
         self.media_requests.append(request.match_info["path"])
         if not self._authorized(request):
             return _twilio_error(401, 20003, ERROR_MESSAGES[20003])
+        if request.match_info["path"] in self._redirects:
+            raise web.HTTPFound(self._redirects[request.match_info["path"]])
         media = self._media.get(request.match_info["path"])
         if media is None:
             return _twilio_error(404, 20404, ERROR_MESSAGES[20404])
