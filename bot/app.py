@@ -77,7 +77,8 @@ def build(
     flows = load_flows(settings.flows_dir, settings.zone)
     catalogs = Catalogs.load(flows, settings.i18n_dir)
     engine = Engine(flows, catalogs)
-    db = db or Database(settings.database_url)
+    data_key = settings.data_key.get_secret_value() if settings.data_key else None
+    db = db or Database(settings.database_url, data_key=data_key)
     channels = build_channels(settings, settings.media_max_bytes)
     service = ConversationService(
         db,

@@ -30,6 +30,18 @@ class ConfigError(Exception):
     """A setting is wrong; the message names the variable."""
 
 
+# DATA_KEY: residents' addresses at rest (bot/storage/crypto.py) — 32 random bytes, urlsafe base64
+_DATA_KEY = re.compile(r"[A-Za-z0-9_-]{43}=?")
+NEW_DATA_KEY_HINT = 'python -c "import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())"'
+
+
+def data_key_problem(value: str) -> str | None:
+    """Why ``value`` is no DATA_KEY (never repeating it), or None if it is one."""
+    if _DATA_KEY.fullmatch(value.strip()):
+        return None
+    return f"must be a urlsafe base64 encoded 32-byte key (44 characters; make one with {NEW_DATA_KEY_HINT})"
+
+
 def database_url_for_driver(url: str) -> str:
     """Map operator-facing URLs to the async drivers we ship."""
     if url.startswith("postgres://"):
@@ -84,6 +96,8 @@ class Settings(BaseSettings):
     twilio_messaging_service_sid: str | None = None
     twilio_whatsapp_from: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
+    # encrypts residents' addresses at rest; unset on SQLite: generated once next to the database
+    data_key: SecretStr | None = None
     # retention (issue 12): how long personal data is kept, in days
     retention_delivery_days: int = 30  # texts, choices and addresses of the delivery log
     retention_inbox_days: int = 7  # contents of inbox rows that are still kept (failed, set aside)
@@ -201,6 +215,23 @@ class Settings(BaseSettings):
         if value and not _WHATSAPP_FROM.fullmatch(value):
             raise ValueError(f"TWILIO_WHATSAPP_FROM must look like whatsapp:+4930…, got {value!r}")
         return value
+
+    @field_validator("data_key")
+    @classmethod
+    def _data_key(cls, value: SecretStr | None) -> SecretStr | None:
+        problem = None if value is None else data_key_problem(value.get_secret_value())
+        if problem is not None:
+            raise ValueError(f"DATA_KEY {problem}")  # never the value
+        return value
+
+    @model_validator(mode="after")
+    def _data_key_shared(self) -> Settings:
+        if self.data_key is None and not self.is_sqlite:
+            raise ValueError(
+                "DATA_KEY is required with PostgreSQL (every process must use the same key); make one with "
+                + NEW_DATA_KEY_HINT
+            )
+        return self
 
     @model_validator(mode="after")
     def _together(self) -> Settings:

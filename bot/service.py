@@ -353,6 +353,7 @@ class ConversationService:
                 self._with_data(conn, plan, resident_id),
                 channel=row.channel,
                 address=row.address,
+                sealed=row.address_enc,
                 resident_id=resident_id,
                 inbound_id=row.id,
                 now=plan.now,
@@ -392,8 +393,8 @@ class ConversationService:
         """One step's own writes (what repeats goes into ``batch``); the resident's id, or None once erased."""
         row, outcome, now = plan.row, plan.outcome, plan.now
         resident = plan.resident
-        if resident is None:
-            resident = self.residents.create(conn, row.channel, row.address, now)
+        if resident is None:  # the inbox row's address as stored: its key and the sealed address
+            resident = self.residents.create_stored(conn, row.channel, row.address, row.address_enc, now)
         erase = next((e for e in outcome.effects if isinstance(e, EraseResident)), None)
         if erase is not None:
             # the replies of this step (the goodbye) go out without a resident and are emptied once delivered

@@ -45,6 +45,8 @@ def _open_flows() -> Path:
 
 OPEN_FLOWS = _open_flows()
 os.environ["FLOWS_DIR"] = str(OPEN_FLOWS)  # subprocesses (python -m bot …) see the same
+# one DATA_KEY for the run (PostgreSQL needs one; subprocesses and Database() see the same)
+TEST_DATA_KEY = os.environ.setdefault("DATA_KEY", "dGVzdC1vbmx5LWtpZXpzdGltbWUtZGF0YS1rZXktMzI=")
 PG_ADMIN_URL = os.environ.get("KIEZSTIMME_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("KIEZSTIMME_REQUIRE_POSTGRES") == "1"
 
@@ -158,6 +160,7 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Set
         "MEDIA_DIR": str(tmp_path / "media"),
         "PORT": "8080",
         "FLOWS_DIR": str(OPEN_FLOWS),
+        "DATA_KEY": TEST_DATA_KEY,
     }
     settings = load_settings(env)
     return settings.model_copy(update=overrides) if overrides else settings

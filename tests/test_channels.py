@@ -23,7 +23,7 @@ from bot.config import load_settings
 from bot.storage.db import Database
 from bot.storage.models import ChannelIdentity, Idea, InboundMessage, OutboundMessage, Resident
 from bot.web.app import make_app
-from tests.conftest import OPEN_FLOWS, Clock
+from tests.conftest import OPEN_FLOWS, TEST_DATA_KEY, Clock
 from tests.fakes.telegram import (
     FakeTelegram,
     make_callback_update,
@@ -147,6 +147,7 @@ async def stack(
     settings = load_settings(
         {
             "DATABASE_URL": database_url,
+            "DATA_KEY": TEST_DATA_KEY,
             "PUBLIC_URL": PUBLIC,
             "FLOWS_DIR": str(flows),
             "MEDIA_DIR": str(tmp_path / "media"),
@@ -473,15 +474,17 @@ async def test_whatsapp_dialogue_with_a_voice_note(stack: Stack, tmp_path: Path)
 
 
 async def _enqueue(stack: Stack, address: str, language: str, text: str) -> None:
+    key, sealed = stack.kz.db.keys.stored("whatsapp", address)  # as stored: keyed hash and sealed
     async with stack.kz.db.transaction() as conn:
         resident_id = (
-            await conn.execute(select(ChannelIdentity.resident_id).where(ChannelIdentity.address == address))
+            await conn.execute(select(ChannelIdentity.resident_id).where(ChannelIdentity.address == key))
         ).scalar_one()
         await conn.execute(
             insert(OutboundMessage).values(
                 resident_id=resident_id,
                 channel="whatsapp",
-                address=address,
+                address=key,
+                address_enc=sealed,
                 language=language,
                 text=text,
                 payload={"direction": "ltr", "choices": []},

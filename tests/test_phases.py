@@ -28,7 +28,7 @@ from bot.storage.db import Database
 from bot.storage.models import OutboundMessage, Resident
 from bot.storage.seed import seed_residents
 from bot.values import Inbound
-from tests.conftest import Clock
+from tests.conftest import TEST_DATA_KEY, Clock
 from tests.helpers import Talk
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -204,7 +204,14 @@ def test_resident_mid_idea_may_finish_within_the_grace(tmp_path: Path) -> None:
 @pytest_asyncio.fixture
 async def phased(db: Database, database_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[Kiezstimme]:
     flows = process_with(tmp_path, "2026-11-01 00:00", "2027-01-02 23:59")
-    settings = load_settings({"DATABASE_URL": database_url, "FLOWS_DIR": str(flows), "MEDIA_DIR": str(tmp_path / "m")})
+    settings = load_settings(
+        {
+            "DATABASE_URL": database_url,
+            "DATA_KEY": TEST_DATA_KEY,
+            "FLOWS_DIR": str(flows),
+            "MEDIA_DIR": str(tmp_path / "m"),
+        }
+    )
     kz = build(settings, clock=clock, db=db)
     yield kz
     await kz.sender.stop()
@@ -336,7 +343,9 @@ async def test_scheduler_plans_stable_jobs_and_moves_them_with_the_data(
     # a new deadline in the data and a restart move the reminders; the ids stay
     flows = process_with(tmp_path / "moved", "2026-11-01 00:00", "2027-01-09 18:00")
     moved = build(
-        load_settings({"DATABASE_URL": phased.settings.database_url, "FLOWS_DIR": str(flows)}),
+        load_settings(
+            {"DATABASE_URL": phased.settings.database_url, "DATA_KEY": TEST_DATA_KEY, "FLOWS_DIR": str(flows)}
+        ),
         clock=clock,
         db=phased.db,
     )
@@ -422,6 +431,7 @@ async def test_broadcast_to_hundreds_through_the_fakes_within_the_limits(
         settings = load_settings(
             {
                 "DATABASE_URL": database_url,
+                "DATA_KEY": TEST_DATA_KEY,
                 "FLOWS_DIR": str(flows),
                 "PUBLIC_URL": "https://bot.example.org",
                 "TELEGRAM_BOT_TOKEN": "1:x",

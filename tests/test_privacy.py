@@ -80,7 +80,7 @@ async def pseudonym_of(db: Database, channel: str, address: str) -> str:
             await conn.execute(
                 select(Resident.pseudonym)
                 .join(ChannelIdentity, ChannelIdentity.resident_id == Resident.id)
-                .where(ChannelIdentity.channel == channel, ChannelIdentity.address == address)
+                .where(ChannelIdentity.channel == channel, ChannelIdentity.address == db.keys.index(channel, address))
             )
         ).scalar_one()
 

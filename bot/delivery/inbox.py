@@ -145,7 +145,7 @@ class InboxProcessor:
         inbox_id = await self.service.receive(inbound)
         if inbox_id is None:
             return False
-        sender = (inbound.channel, inbound.address)
+        sender = self.inbox.sender(inbound)  # (channel, keyed hash of the address), as the inbox names it
         if not wait:
             self.submit(*sender)
         elif sender in self._active or sender in await self._take([sender]):

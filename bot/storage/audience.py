@@ -35,7 +35,8 @@ def audience_query(audience: Audience, channels: Iterable[str]) -> Select:
             Resident.language,
             ChannelIdentity.id.label("identity_id"),
             ChannelIdentity.channel,
-            ChannelIdentity.address,
+            ChannelIdentity.address,  # the keyed hash
+            ChannelIdentity.address_enc,  # copied into the outbox, opened only to send
         )
         .join(ChannelIdentity, ChannelIdentity.resident_id == Resident.id)
         .where(

@@ -28,11 +28,13 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from bot.config import database_url_for_driver
+from bot.config import ConfigError, database_url_for_driver
+from bot.storage.crypto import AddressKeys, WrongKey, private_file, resolve_data_key
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 7_312_026  # pg_advisory_xact_lock key, so parallel `migrate`s queue up
+_ONE_SEALED = text("SELECT channel, address_enc FROM channel_identities WHERE address_enc IS NOT NULL LIMIT 1")
 T = TypeVar("T")
 Work = Callable[[Connection], T]
 
@@ -43,6 +45,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA secure_delete=ON")  # what is deleted (an erased resident) is zeroed in the file
     cursor.close()
 
 
@@ -111,7 +114,7 @@ class Database:
     (SQLite has one writer at a time; waiting here beats SQLITE_BUSY) and units
     of work run in database threads (see the module's docstring)."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, data_key: str | None = None) -> None:
         self.url = database_url_for_driver(url)
         self.is_sqlite = self.url.startswith("sqlite")
         # errors that end up in a log never show SQL parameters (phone numbers, chat ids)
@@ -120,8 +123,14 @@ class Database:
             path = make_url(self.url).database
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                for own in ("", "-wal", "-shm"):  # SQLite gives its -wal and -shm the database's mode
+                    if own == "" or Path(path + own).exists():
+                        private_file(Path(path + own))
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        # residents' addresses at rest (see bot.storage.crypto): DATA_KEY, or the embedded key file
+        self.key_source = resolve_data_key(self.url, data_key)
+        self.keys = AddressKeys(self.key_source.key)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -204,7 +213,25 @@ class Database:
         async with self.engine.begin() as conn:
             if not self.is_sqlite:
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
-            await conn.run_sync(_upgrade)
+            await conn.run_sync(_upgrade, self.keys)
+            await self._check_key(conn)
+        if self.is_sqlite:  # pages that held what the migrations replaced leave the write-ahead log too
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def _check_key(self, conn: AsyncConnection) -> None:
+        """Refuse a DATA_KEY that does not open the stored addresses (it would take every
+        resident for a new one and reach nobody)."""
+        row = (await conn.execute(_ONE_SEALED)).first()
+        if row is None:
+            return
+        try:
+            self.keys.open(row.channel, row.address_enc)
+        except WrongKey:
+            raise ConfigError(
+                "DATA_KEY does not open the stored addresses: it is not the key they were encrypted with"
+                + (f" ({self.key_source.file})" if self.key_source.file else "")
+            ) from None
 
     async def dispose(self) -> None:
         if self._writer is not None:
@@ -226,7 +253,8 @@ def alembic_config() -> Config:
     return cfg
 
 
-def _upgrade(sync_conn) -> None:
+def _upgrade(sync_conn, keys: AddressKeys) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = sync_conn
+    cfg.attributes["address_keys"] = keys  # 0006 encrypts the addresses stored before it
     command.upgrade(cfg, "head")

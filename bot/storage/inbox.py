@@ -7,6 +7,12 @@ burst costs a few commits, not one per message, and acknowledgements never
 queue behind processing. Once processed, a row keeps neither its text nor
 its address; once its resident is erased, not even a link to them (see
 :meth:`InboxRepository.forget`).
+
+Addresses are stored as their keyed hash (``address``, by which senders are
+named here: ``(channel, key)``) and encrypted (``address_enc``, copied to the
+resident's identity and the replies, opened only to send); a provider id
+that starts with the address (the web chat's ``client:message``) starts with
+its hash instead (see :mod:`bot.storage.crypto`).
 """
 
 from __future__ import annotations
@@ -33,13 +39,22 @@ _PENDING_ROWS = select(InboundMessage).where(InboundMessage.id.in_(bindparam("id
 _MARK_DONE = (
     update(InboundMessage)
     .where(InboundMessage.id == bindparam("b_id"))
-    .values(status="done", processed_at=bindparam("b_now"), payload=None, address=None, resident_id=bindparam("b_rid"))
+    .values(
+        status="done",
+        processed_at=bindparam("b_now"),
+        payload=None,
+        address=None,
+        address_enc=None,
+        resident_id=bindparam("b_rid"),
+    )
 )
+MARK = 24  # how much of an address a provider id may start with (then its hash's start instead)
 
 
 class InboxRepository:
     def __init__(self, db: Database, max_batch: int = 500) -> None:
         self.db = db
+        self.keys = db.keys
         self.max_batch = max_batch
         self._queue: list[tuple[dict[str, Any], asyncio.Future[int | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -52,12 +67,21 @@ class InboxRepository:
 
     # -- storing (group commit) ---------------------------------------------------------
 
+    def sender(self, inbound: Inbound) -> tuple[str, str]:
+        """The message's sender as the inbox names it: (channel, keyed hash of the address)."""
+        return inbound.channel, self.keys.index(inbound.channel, inbound.address)
+
     async def store(self, inbound: Inbound, received_at: datetime) -> int | None:
         """Durably store one message; its inbox id, or None if it was seen before."""
+        key, sealed = self.keys.stored(inbound.channel, inbound.address)
+        provider_id, start = inbound.provider_id, inbound.address[:MARK]
+        if start and provider_id.startswith(start + ":"):  # the same message gives the same id: dedup holds
+            provider_id = (key[:MARK] + provider_id[len(start) :])[:64]
         row = {
             "channel": inbound.channel,
-            "provider_id": inbound.provider_id,
-            "address": inbound.address,
+            "provider_id": provider_id,
+            "address": key,
+            "address_enc": sealed,
             "payload": inbound.payload(),
             "status": "pending",
             "received_at": received_at,
@@ -121,7 +145,7 @@ class InboxRepository:
     # -- reading --------------------------------------------------------------------------
 
     async def pending_ids(self, channel: str, address: str, limit: int = 20) -> list[int]:
-        """The oldest pending messages of one sender, in arrival order."""
+        """The oldest pending messages of one sender (``address``: the key of :meth:`sender`), in arrival order."""
         query = (
             select(InboundMessage.id)
             .where(_PENDING, InboundMessage.channel == channel, InboundMessage.address == address)
@@ -183,7 +207,7 @@ class InboxRepository:
         stmt = (
             update(InboundMessage)
             .where(InboundMessage.id == inbox_id, _PENDING)
-            .values(status="failed", error=reason[:200], processed_at=now, payload=None, address=None)
+            .values(status="failed", error=reason[:200], processed_at=now, payload=None, address=None, address_enc=None)
         )
         await self.db.run(lambda conn: conn.execute(stmt))
 
@@ -191,8 +215,9 @@ class InboxRepository:
         self, conn: Connection, resident_id: int, identities: Iterable[tuple[str, str]], inbound_id: int | None
     ) -> None:
         """An erased resident's messages (theirs, the one being processed, and failed ones from their
-        addresses) keep no address, text or link to them; a provider id that carries the address
-        (the web chat's ``client:message``) is replaced, so the row cannot be traced back."""
+        addresses — ``identities`` as stored: keys) keep no address, text or link to them; a provider
+        id that carries the address's key (the web chat's ``client:message``) is replaced, so the row
+        cannot be traced back."""
         identities = list(identities)
         mine = [InboundMessage.resident_id == resident_id]
         if inbound_id is not None:
@@ -212,7 +237,9 @@ class InboxRepository:
         conn.execute(
             update(InboundMessage)
             .where(InboundMessage.id == bindparam("b_id"))
-            .values(address=None, payload=None, resident_id=None, provider_id=bindparam("b_provider")),
+            .values(
+                address=None, address_enc=None, payload=None, resident_id=None, provider_id=bindparam("b_provider")
+            ),
             [
                 {
                     "b_id": r.id,

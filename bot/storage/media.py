@@ -1,7 +1,9 @@
-"""Voice notes and photos from residents: checked, then kept under MEDIA_DIR."""
+"""Voice notes and photos from residents: checked, then kept under MEDIA_DIR
+under random names, readable by this user only (files 0600, folders 0700)."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +34,13 @@ class MediaStore:
         now = datetime.now(UTC)
         ref = f"{now:%Y/%m}/{secrets.token_hex(12)}.{ext}"
         path = self.root / ref
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
         return Media(kind=kind, ref=ref, mime=mime, size=len(data))

@@ -10,6 +10,10 @@ resident, no media).
 
 All times are stored as naive UTC (SQLite drops offsets) and come back as
 aware UTC datetimes through :class:`UTCDateTime`.
+
+No address is stored in plain text: the ``address`` columns hold a keyed hash
+of channel and address (equality look-ups and grouping), ``address_enc`` the
+address encrypted, opened only to send (see :mod:`bot.storage.crypto`).
 """
 
 from __future__ import annotations
@@ -81,7 +85,8 @@ class Resident(Base):
 
 
 class ChannelIdentity(Base):
-    """How a resident is reached: (channel, address) — a chat id, a phone number, ..."""
+    """How a resident is reached: (channel, address) — a chat id, a phone number, ...
+    (``address`` its keyed hash, ``address_enc`` it encrypted)."""
 
     __tablename__ = "channel_identities"
     __table_args__ = (UniqueConstraint("channel", "address"),)
@@ -89,6 +94,7 @@ class ChannelIdentity(Base):
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     address: Mapped[str] = mapped_column(String(128))
+    address_enc: Mapped[str | None] = mapped_column(Text)
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -126,6 +132,7 @@ class InboundMessage(Base):
     channel: Mapped[str] = mapped_column(String(16))
     provider_id: Mapped[str] = mapped_column(String(64))
     address: Mapped[str | None] = mapped_column(String(128))  # cleared once processed
+    address_enc: Mapped[str | None] = mapped_column(Text)  # cleared once processed
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # cleared once processed
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="SET NULL"), index=True)
     status: Mapped[str] = mapped_column(String(12), default="pending")
@@ -146,6 +153,7 @@ class OutboundMessage(Base):
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="SET NULL"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     address: Mapped[str | None] = mapped_column(String(128))
+    address_enc: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(35))
     text: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # choices, direction, ...

@@ -11,16 +11,22 @@ goodbye after DELETE or a declined consent): it is sent like any other, and
 once it reaches its final state (sent, failed, skipped, expired, or handed to
 a pull channel) it keeps neither the address nor the text (:meth:`OutboxRepository.forget`);
 a later delivery report still finds it by its provider id.
+
+Rows name their recipient by the keyed hash of the address (``address``) and
+carry it encrypted (``address_enc``, copied from the resident's identity or the
+inbox row); only :meth:`OutboxRepository.claim` opens it, for the sender. An
+address given from outside (a pull client, a failed recipient) is hashed here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import String, and_, bindparam, cast, exists, func, insert, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -30,11 +36,13 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
 from bot.storage.audience import Audience, audience_query
+from bot.storage.crypto import WrongKey
 from bot.storage.db import Database
 from bot.storage.models import OutboundMessage
 from bot.storage.residents import ResidentRepository
 from bot.values import Outgoing, StatusUpdate
 
+log = logging.getLogger(__name__)
 __all__ = [
     "BULK",
     "FINAL",
@@ -54,6 +62,7 @@ BULK_COLUMNS = [
     "resident_id",
     "channel",
     "address",
+    "address_enc",
     "language",
     "text",
     "payload",
@@ -100,6 +109,22 @@ class SentRecord:
     segments: int | None
 
 
+class Claimed(NamedTuple):
+    """A claimed message, ``address`` opened for the channel's ``send``."""
+
+    id: int
+    address: str | None
+    resident_id: int | None
+    language: str | None
+    text: str
+    payload: dict[str, Any]
+    attempts: int
+    priority: int
+    segments: int | None
+    expires_at: datetime | None
+    inbound_id: int | None
+
+
 @functools.cache
 def _claim_statement(channel: str, limit: int) -> Any:
     """Built once per channel and batch size (with ``:now`` bound at each claim): building
@@ -132,7 +157,7 @@ def _claim_statement(channel: str, limit: int) -> Any:
         .values(status="sending", updated_at=now)
         .returning(
             OutboundMessage.id,
-            OutboundMessage.address,
+            OutboundMessage.address_enc,
             OutboundMessage.resident_id,
             OutboundMessage.language,
             OutboundMessage.text,
@@ -164,6 +189,7 @@ def _bulk_source(
         base.c.resident_id,
         base.c.channel,
         base.c.address,
+        base.c.address_enc,
         literal(text_lang),
         literal(part),
         literal(payload, OutboundMessage.payload.type),
@@ -197,27 +223,37 @@ _TAKE_PENDING = (
 _FORGET = (
     update(OutboundMessage)
     .where(OutboundMessage.id.in_(bindparam("ids", expanding=True)), OutboundMessage.resident_id.is_(None))
-    .values(address=None, text="", payload={})
+    .values(address=None, address_enc=None, text="", payload={})
 )
 
 
 class OutboxRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.keys = db.keys
         self.residents = ResidentRepository(db)
 
     # -- replies and pull channels ------------------------------------------------------
 
     @staticmethod
     def reply_rows(
-        outs: list[Outgoing], *, channel: str, address: str, resident_id: int | None, inbound_id: int, now: datetime
+        outs: list[Outgoing],
+        *,
+        channel: str,
+        address: str,
+        sealed: str | None,
+        resident_id: int | None,
+        inbound_id: int,
+        now: datetime,
     ) -> list[dict[str, Any]]:
-        """The rendered replies to one inbound message as outbox rows (for :meth:`add_replies`)."""
+        """The rendered replies to one inbound message as outbox rows (for :meth:`add_replies`);
+        ``address`` and ``sealed`` as the inbox row has them (key and ``address_enc``)."""
         return [
             {
                 "resident_id": resident_id,
                 "channel": channel,
                 "address": address,
+                "address_enc": sealed,
                 "language": out.language,
                 "text": out.text,
                 "payload": {
@@ -241,7 +277,7 @@ class OutboxRepository:
 
     async def take_pending(self, channel: str, address: str, now: datetime) -> list[Delivered]:
         """Hand over (and mark delivered) the messages for one recipient of a pull channel."""
-        values = {"b_channel": channel, "b_address": address, "b_now": now}
+        values = {"b_channel": channel, "b_address": self.keys.index(channel, address), "b_now": now}
 
         def work(conn: Connection) -> list[Any]:
             rows = conn.execute(_TAKE_PENDING, values).all()
@@ -263,10 +299,26 @@ class OutboxRepository:
     # -- senders --------------------------------------------------------------------------
 
     async def claim(self, channel: str, now: datetime, limit: int) -> list[Any]:
-        """Up to ``limit`` due messages (``pending`` → ``sending``), in priority and id order."""
+        """Up to ``limit`` due messages (``pending`` → ``sending``), in priority and id order,
+        each with its address opened (the one place it is)."""
         stmt = _claim_statement(channel, limit)
         rows = await self.db.run(lambda conn: conn.execute(stmt, {"now": now}).all())
-        return sorted(rows, key=lambda r: (r.priority, r.id))
+        claimed, unopened = [], []
+        for r in rows:
+            try:
+                address = None if r.address_enc is None else self.keys.open(channel, r.address_enc)
+            except WrongKey:
+                unopened.append(r.id)
+                continue
+            claimed.append(Claimed(r.id, address, *r[2:]))
+        if unopened:  # sealed with another DATA_KEY: it cannot reach anyone, and must not block the rest
+            log.error("%d %s outbox messages could not be opened with this DATA_KEY", len(unopened), channel)
+            failed = {"status": "failed", "error": "not sent: the address does not open with this DATA_KEY"}
+            stmt_failed = (
+                update(OutboundMessage).where(OutboundMessage.id.in_(unopened)).values(failed | {"updated_at": now})
+            )
+            await self.db.run(lambda conn: conn.execute(stmt_failed))
+        return sorted(claimed, key=lambda r: (r.priority, r.id))
 
     async def sweep(self, channel: str, now: datetime, lease: timedelta) -> None:
         """Expired messages are dropped, claims older than the lease go back to the queue."""
@@ -340,14 +392,14 @@ class OutboxRepository:
         resident any more is emptied too: failing is its final state)."""
         waiting = and_(
             OutboundMessage.channel == channel,
-            OutboundMessage.address == address,
+            OutboundMessage.address == self.keys.index(channel, address),
             OutboundMessage.status == "pending",
         )
         failed = {"status": "failed", "error": f"not sent: {reason}"[:200], "updated_at": now}
         conn.execute(
             update(OutboundMessage)
             .where(waiting, OutboundMessage.resident_id.is_(None))
-            .values(failed | {"address": None, "text": "", "payload": {}})
+            .values(failed | {"address": None, "address_enc": None, "text": "", "payload": {}})
         )
         conn.execute(update(OutboundMessage).where(waiting).values(failed))
 

@@ -1,7 +1,11 @@
 """Residents and the channel identities they reach us through: lookup and
 creation on first contact, profile changes with consent records, reachability,
 and erasure (nothing that names or reaches the resident stays: see
-:meth:`ResidentRepository.erase`)."""
+:meth:`ResidentRepository.erase`).
+
+An address given here (``address``) is what the provider calls the resident; it
+is hashed on the way in. A ``key`` is that hash, as inbox rows carry it, and
+``sealed`` the address encrypted (see :mod:`bot.storage.crypto`)."""
 
 from __future__ import annotations
 
@@ -58,13 +62,15 @@ def _update_resident(columns: tuple[str, ...]) -> Any:
 class ResidentRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.keys = db.keys
         self.sessions = SessionRepository(db)
         self.contributions = ContributionRepository(db)
         self.inbox = InboxRepository(db)
 
-    def find_many(self, conn: Connection, channel: str, addresses: Iterable[str]) -> dict[str, Any]:
-        """address -> the resident (all columns and ``identity_id``) behind it, for the known ones."""
-        wanted = list(set(addresses))
+    def find_many(self, conn: Connection, channel: str, keys: Iterable[str]) -> dict[str, Any]:
+        """key (an inbox row's ``address``) -> the resident (all columns and ``identity_id``)
+        behind it, for the known ones."""
+        wanted = list(set(keys))
         if not wanted:
             return {}
         rows = conn.execute(_BY_IDENTITY, {"channel": channel, "addresses": wanted}).all()
@@ -72,23 +78,30 @@ class ResidentRepository:
 
     def find(self, conn: Connection, channel: str, address: str) -> Any | None:
         """The resident (all columns and ``identity_id``) behind an address, or None."""
-        return self.find_many(conn, channel, [address]).get(address)
+        key = self.keys.index(channel, address)
+        return self.find_many(conn, channel, [key]).get(key)
 
     def create(self, conn: Connection, channel: str, address: str, now: datetime) -> Any:
         """First contact: a resident and their channel identity (a race ends in IntegrityError)."""
+        return self.create_stored(conn, channel, *self.keys.stored(channel, address), now)
+
+    def create_stored(self, conn: Connection, channel: str, key: str, sealed: str, now: datetime) -> Any:
+        """:meth:`create` from an inbox row's ``address`` (the key) and ``address_enc`` (sealed)."""
         resident_id = conn.execute(
             _INSERT_RESIDENT,
             {"pseudonym": new_pseudonym(), "created_at": now, "last_inbound_at": now, "updates_opt_in": False},
         ).scalar_one()
         conn.execute(
-            _INSERT_IDENTITY, {"resident_id": resident_id, "channel": channel, "address": address, "created_at": now}
+            _INSERT_IDENTITY,
+            {"resident_id": resident_id, "channel": channel, "address": key, "address_enc": sealed, "created_at": now},
         )
-        return self.find(conn, channel, address)
+        return self.find_many(conn, channel, [key]).get(key)
 
     def lock_many(self, conn: Connection, senders: list[tuple[str, str]]) -> None:
-        """One step at a time per resident, across processes (PostgreSQL; SQLite has one writer
-        anyway): the transaction's locks for all the batch's residents in one statement, taken
-        in one order so that two batches never wait for each other in a circle."""
+        """One step at a time per resident (``senders``: (channel, key)), across processes
+        (PostgreSQL; SQLite has one writer anyway): the transaction's locks for all the batch's
+        residents in one statement, taken in one order so that two batches never wait for each
+        other in a circle."""
         if not self.db.is_sqlite and senders:
             conn.execute(_ADVISORY_LOCKS, {"keys": sorted(f"{c}:{a}" for c, a in senders)})
 
@@ -200,11 +213,12 @@ class ResidentRepository:
 
     async def last_inbound(self, channel: str, addresses: Iterable[str]) -> dict[str, datetime | None]:
         """When each address last wrote to us on this channel."""
+        by_key = {self.keys.index(channel, a): a for a in set(addresses)}
         query = select(ChannelIdentity.address, ChannelIdentity.last_inbound_at).where(
-            ChannelIdentity.channel == channel, ChannelIdentity.address.in_(set(addresses))
+            ChannelIdentity.channel == channel, ChannelIdentity.address.in_(set(by_key))
         )
         rows = await self.db.run(lambda conn: conn.execute(query).all(), write=False)
-        return {r.address: r.last_inbound_at for r in rows}
+        return {by_key[r.address]: r.last_inbound_at for r in rows}
 
 
 def _media_refs(value: Any) -> list[str]:
@@ -224,7 +238,14 @@ def _forget_outbox(conn: Connection, resident_id: int, identities: list[tuple[st
         OutboundMessage.resident_id == resident_id,
         *((OutboundMessage.channel == c) & (OutboundMessage.address == a) for c, a in identities),
     )
-    empty: dict[str, Any] = {"address": None, "text": "", "payload": {}, "resident_id": None, "updated_at": now}
+    empty: dict[str, Any] = {
+        "address": None,
+        "address_enc": None,
+        "text": "",
+        "payload": {},
+        "resident_id": None,
+        "updated_at": now,
+    }
     waiting = OutboundMessage.status.in_(("pending", "sending"))
     conn.execute(
         update(OutboundMessage)

@@ -58,7 +58,8 @@ async def seed_residents(
                     {
                         "resident_id": by_name[f"r-seed{i:08d}"],
                         "channel": channels[i % len(channels)],
-                        "address": str(1_000_000 + i),
+                        "address": db.keys.index(channels[i % len(channels)], str(1_000_000 + i)),
+                        "address_enc": db.keys.seal(channels[i % len(channels)], str(1_000_000 + i)),
                         "created_at": now,
                         "last_inbound_at": now,
                     }
