@@ -12,6 +12,7 @@ from bot.conversation.flow_files import load_flows
 from bot.conversation.flows import FlowSet
 from bot.conversation.i18n import Catalogs
 from bot.conversation.render import Renderer
+from bot.delivery import limits
 from bot.delivery.inbox import InboxProcessor
 from bot.delivery.sender import Sender
 from bot.metrics import Metrics
@@ -93,6 +94,7 @@ def build(
     )
     metrics = Metrics()
     service.metrics = metrics
+    limits.install(service, settings)  # flood control and the loop guard
     sender = Sender(db, channels.push, flows, clock, rates=channels.rates, metrics=metrics)
     service.on_outbox = sender.wake
     inbox = InboxProcessor(service, web_only=web_only)

@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     reminder_grace_minutes: float = 60
     sms_price_per_segment: float = 0.08
     currency: str = "EUR"
+    # abuse limits and operations (issue 12); 0 switches a limit off
+    flood_messages_per_minute: int = 20  # more from one sender: one notice, then no answers for the cooling-off
+    flood_cooldown_minutes: float = 5
+    loop_guard_repeats: int = 5  # the same reply this often to one resident within 5 minutes: replies pause
+    loop_guard_pause_minutes: float = 30
+    webchat_new_clients_per_hour: int = 30  # new web chat conversations per source (IP address, IPv6 /64)
+    client_ip_header: str | None = None  # e.g. X-Forwarded-For: only behind a proxy that sets it
+    metrics_token: SecretStr | None = None  # GET /metrics needs "Authorization: Bearer <token>"; unset: 404
     # per channel, in total across workers; unset = the channel's own default, 0 = no limit
     telegram_rate_per_s: float | None = None
     sms_segments_per_s: float | None = None
@@ -178,6 +186,25 @@ class Settings(BaseSettings):
     @classmethod
     def _price(cls, value: Any) -> float:
         return _number("SMS_PRICE_PER_SEGMENT", value, "a number, e.g. 0.08")
+
+    @field_validator("flood_messages_per_minute", "loop_guard_repeats", "webchat_new_clients_per_hour", mode="before")
+    @classmethod
+    def _count_limit(cls, value: Any, info: Any) -> int:
+        if isinstance(value, bool) or not re.fullmatch(r"[0-9]{1,9}", str(value).strip()):
+            raise ValueError(f"{info.field_name.upper()} must be a whole number (0 = no limit), got {value!r}")
+        return int(str(value).strip())
+
+    @field_validator("flood_cooldown_minutes", "loop_guard_pause_minutes", mode="before")
+    @classmethod
+    def _limit_minutes(cls, value: Any, info: Any) -> float:
+        return _number(info.field_name.upper(), value, "a number of minutes")
+
+    @field_validator("client_ip_header")
+    @classmethod
+    def _client_ip_header(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", value):
+            raise ValueError(f"CLIENT_IP_HEADER must be a header name such as X-Forwarded-For, got {value!r}")
+        return value or None
 
     @field_validator("media_max_bytes", mode="before")
     @classmethod

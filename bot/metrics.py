@@ -53,6 +53,36 @@ class Metrics:
             registry=self.registry,
         )
         self.inbox_depth = Gauge("kiezstimme_inbox_pending", "Inbox messages not yet processed", registry=self.registry)
+        # abuse limits (bot/delivery/limits.py)
+        self.flood_notices = Counter(
+            "kiezstimme_flood_notices_total",
+            "Senders told they send too many messages at once (a cooling-off begins)",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.flood_skipped = Counter(
+            "kiezstimme_flood_skipped_total",
+            "Messages acknowledged without a dialogue step or reply during a sender's cooling-off",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.reply_loops = Counter(
+            "kiezstimme_reply_loops_total",
+            "Residents whose replies were paused: the same reply again and again (a loop with another bot)",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.loop_suppressed = Counter(
+            "kiezstimme_loop_guard_suppressed_total",
+            "Replies not sent while a resident's replies are paused by the loop guard",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.webchat_refused = Counter(
+            "kiezstimme_webchat_new_clients_refused_total",
+            "New web chat conversations refused: their source started too many within an hour",
+            registry=self.registry,
+        )
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

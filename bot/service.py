@@ -177,6 +177,8 @@ class ConversationService:
         self.clock = clock
         self.on_outbox: Callable[[], None] = lambda: None  # the sender's wake-up call
         self.metrics: Any = None
+        self.flood: Any = None  # abuse limits, set by bot.app (bot/delivery/limits.py)
+        self.loop_guard: Any = None
         self.inbox = InboxRepository(db)  # one per service: its group commit is shared
         self.residents = ResidentRepository(db)
         self.sessions = SessionRepository(db)
@@ -226,10 +228,13 @@ class ConversationService:
         return {i: False for i in inbox_ids} | await self._process_rows(rows)
 
     async def _process_rows(self, rows: list[Any]) -> dict[int, bool]:
+        held: dict[int, bool] = {}
+        if self.flood is not None:  # beyond a sender's flood limit: no step, no reply (bot/delivery/limits.py)
+            rows, held = await self.flood.hold_back(rows)
         for row in rows:
             if _needs_media(row):
                 await self._fetch_media(row)
-        results: dict[int, bool] = {}
+        results: dict[int, bool] = held
         if not rows:
             return results
         try:
@@ -364,6 +369,8 @@ class ConversationService:
         self.sessions.save_many(conn, batch.sessions, now)  # a concurrent change fails the batch here
         self.residents.save_profiles(conn, batch.profiles)
         self.residents.touch_identities(conn, batch.identities, now)
+        if self.loop_guard is not None:  # the same reply again and again: replies pause (bot/delivery/limits.py)
+            batch.replies = self.loop_guard(conn, batch.replies, now)
         self.outbox.add_replies(conn, batch.replies)
         self.inbox.mark_done(conn, batch.done, now)
         return results

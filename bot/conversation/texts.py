@@ -45,7 +45,8 @@ HELP = N_(
     "This is Kiezstimme, the participation chat of {operator}. {phase}\n"
     "To talk to a person: {contact}\n"
     "Send MENU to start again, LANGUAGE to change the language, "
-    "STOP to get no more messages, DELETE to erase your data, INFO for how we handle your data."
+    "STOP to get no more messages, DATA to see what we store about you, DELETE to erase it, "
+    "INFO for how we handle your data."
 )
 PRIVACY_NOTICE = N_(
     "Kiezstimme is run by {operator} and collects ideas for the city's strategy. "
@@ -158,3 +159,6 @@ STATUS_NEW = N_("received")
 STATUS_APPROVED = N_("accepted")
 STATUS_HIDDEN = N_("not accepted")
 NOTICE_CHANGED = N_("Our privacy notice has changed. Please read it and tell us whether you agree.")
+
+# --- abuse limits (bot/delivery/limits.py) ----------------------------------------------
+FLOOD_NOTICE = N_("You are sending a lot of messages at once. I will answer again in a few minutes.")

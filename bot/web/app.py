@@ -17,10 +17,12 @@ from bot.conversation import texts as M
 from bot.conversation.i18n import Translator
 from bot.storage.residents import ResidentRepository
 from bot.values import Rejected
+from bot.web import guards
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 APP_KEY = web.AppKey("kiezstimme", Kiezstimme)
+NEW_CLIENTS = web.AppKey("new-webchat-clients", guards.NewClientBudget)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -69,6 +71,9 @@ def page_language(kz: Kiezstimme, request: web.Request) -> str | None:
 
 async def metrics(request: web.Request) -> web.Response:
     kz = request.app[APP_KEY]
+    refused = guards.metrics_refusal(request, kz.settings.metrics_token)  # 404 without METRICS_TOKEN
+    if refused is not None:
+        return refused
     await kz.refresh_gauges()
     body, content_type = kz.metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": content_type})
@@ -103,7 +108,8 @@ async def index(request: web.Request) -> web.StreamResponse:
     page = Template((STATIC / "index.html").read_text(encoding="utf-8")).safe_substitute(values)
     if not hint:  # the page itself shows the default language; the chat asks
         page = page.replace('<html lang="" ', f'<html lang="{tr.language.code}" ', 1)
-    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
+    page, policy = guards.with_nonce(page)  # the one inline script may run, nothing else inline
+    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache", **policy})
 
 
 async def _resident(kz: Kiezstimme, channel: str, address: str) -> Any | None:
@@ -149,6 +155,12 @@ async def webchat_post(request: web.Request) -> web.Response:
     except Rejected as exc:
         return _error(exc.status, exc.message)
     known = await _resident(kz, chat.name, inbound.address) is not None
+    if not known:  # a new conversation: within its source's budget only (bot/web/guards.py)
+        source = guards.client_source(request, kz.settings.client_ip_header)
+        wait = request.app[NEW_CLIENTS].admit(source, inbound.address)
+        if wait is not None:
+            kz.metrics.webchat_refused.inc()
+            return guards.too_many_new_clients(wait)
     try:
         await kz.inbox.receive(inbound, wait=True)  # in order, then answer at once
     except Rejected as exc:  # a message that can never be stored: refused alone
@@ -172,8 +184,11 @@ def make_app(kz: Kiezstimme, *, background: bool = False) -> web.Application:
     the outbox sender for as long as the app runs (the embedded mode)."""
     from bot.web import webhooks
 
-    app = web.Application(middlewares=[errors], client_max_size=1024 * 1024)
+    app = web.Application(
+        middlewares=[guards.security_headers, guards.body_limits, errors], client_max_size=guards.MAX_BODY
+    )
     app[APP_KEY] = kz
+    app[NEW_CLIENTS] = guards.NewClientBudget(kz.settings.webchat_new_clients_per_hour)
     webhooks.add_routes(app, kz)
     if background:
 
