@@ -228,9 +228,14 @@ class Database:
         try:
             self.keys.open(row.channel, row.address_enc)
         except WrongKey:
+            where = ""
+            if self.key_source.file is not None:
+                staged = self.key_source.file.with_name(self.key_source.file.name + ".new")
+                where = f" ({self.key_source.file}" + (
+                    f"; an interrupted rotation left the new key in {staged})" if staged.exists() else ")"
+                )
             raise ConfigError(
-                "DATA_KEY does not open the stored addresses: it is not the key they were encrypted with"
-                + (f" ({self.key_source.file})" if self.key_source.file else "")
+                "DATA_KEY does not open the stored addresses: it is not the key they were encrypted with" + where
             ) from None
 
     async def dispose(self) -> None:
