@@ -39,6 +39,8 @@ from bot.storage.seed import seed_residents  # noqa: E402
 TOKEN = "123456:BENCH-token_abcdefghijklmnopqrstu"
 SECRET = "bench-secret_0123456789"
 PG_ADMIN = os.environ.get("KIEZSTIMME_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+# addresses are encrypted at rest: one key for the run's bot processes and its seeding (PostgreSQL needs it set)
+os.environ.setdefault("DATA_KEY", __import__("base64").urlsafe_b64encode(secrets.token_bytes(32)).decode())
 STEPS = ["👋", "1", "1", "1", "2", "Mehr Bäume und Schatten auf dem Hermannplatz bitte", "3", "1", "1"]
 
 

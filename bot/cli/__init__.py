@@ -173,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
+    except ConfigError as exc:  # found after start-up, e.g. a DATA_KEY that cannot open the stored addresses
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
