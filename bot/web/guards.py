@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import secrets
 import time
 from collections import deque
@@ -32,6 +33,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr
 
+log = logging.getLogger(__name__)
 KB = 1024
 # the largest body each route takes (a web chat text of 10,000 emoji as JSON escapes is ~120 KB;
 # a Telegram update or a Twilio form a few KB, with a quoted reply some tens of KB)
@@ -141,6 +143,7 @@ class NewClientBudget:
         self.per_hour = per_hour
         self.clock = clock
         self._started: dict[str, deque[tuple[float, str]]] = {}
+        self._warned_at = float("-inf")
 
     def admit(self, source: str, client_id: str) -> float | None:
         """None if this client id may start a conversation; otherwise the seconds until one may."""
@@ -153,6 +156,13 @@ class NewClientBudget:
         if any(known == client_id for _, known in started):
             return None  # its first message is still on the way
         if len(started) >= self.per_hour:
+            if now - self._warned_at > 60:  # at most once a minute, and never the source itself
+                self._warned_at = now
+                log.warning(
+                    "web chat: a source started %d new conversations within an hour; more are refused"
+                    " (behind a reverse proxy, set CLIENT_IP_HEADER)",
+                    self.per_hour,
+                )
             return max(1.0, started[0][0] + self.WINDOW - now)
         started.append((now, client_id))
         if len(self._started) > self.PRUNE_AT:
