@@ -163,6 +163,7 @@ async def stack(
             "TELEGRAM_RATE_PER_S": "0",
             "SMS_SEGMENTS_PER_S": "0",
             "WHATSAPP_RATE_PER_S": "0",
+            "WEBCHAT_NEW_CLIENTS_PER_HOUR": "0",  # corpora start many web chats from one address
         }
     )
     kz = build(settings, clock=clock, db=db)

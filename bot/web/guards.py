@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import SecretStr
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ async def body_limits(request: web.Request, handler: Callable[[web.Request], Any
             await request.read()  # kept by the request: the handler reads it from there
         except web.HTTPRequestEntityTooLarge:
             return _too_large(limit)
+        except RequestPayloadError:  # a Content-Encoding the body does not have, a broken chunked body
+            return web.json_response({"error": "the body does not decode"}, status=400)
     return await handler(request)
 
 
