@@ -94,7 +94,7 @@ async def test_data_before_consent_shows_that_nothing_was_agreed(stack: Stack) -
     assert await stack.sms(number, "DATEN") == 200
     await stack.settle()
     report = "\n".join(m["Body"] for m in stack.tw.sent_to(number))
-    assert "Einwilligung: nicht gegeben" in report or "nicht gegeben" in report
+    assert "Das speichert Kiezstimme über Sie" in report and "Einwilligung: nicht erteilt" in report
     async with stack.kz.db.read() as conn:
         assert (await conn.execute(select(func.count()).select_from(Idea))).scalar_one() == 0
         assert (await conn.execute(select(Resident.consented_at))).scalar_one() is None

@@ -14,7 +14,7 @@ def personal_data(conn: Connection, resident_id: int) -> PersonalData | None:
     resident = conn.execute(select(Resident).where(Resident.id == resident_id)).first()
     if resident is None:
         return None
-    r = resident[0]
+    r = resident
     channels = conn.execute(
         select(ChannelIdentity.channel).where(ChannelIdentity.resident_id == resident_id).order_by(ChannelIdentity.id)
     ).scalars()
