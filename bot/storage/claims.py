@@ -64,11 +64,13 @@ class SenderClaims:
     async def _connection(self) -> AsyncConnection:
         if self._conn is None:
             self._conn = await self.db.engine.connect()
+            self.db.own_connections.add(self._conn)  # closed with the database if not before
         return self._conn
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
+            self.db.own_connections.discard(conn)
             try:
                 await conn.close()
             except Exception:  # noqa: BLE001

@@ -132,6 +132,7 @@ class Database:
         self.key_source = resolve_data_key(self.url, data_key)
         self.keys = AddressKeys(self.key_source.key)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        self.own_connections: set[AsyncConnection] = set()
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -239,6 +240,13 @@ class Database:
             ) from None
 
     async def dispose(self) -> None:
+        # connections held for a process's lifetime (sender claims): a pool's dispose leaves them open
+        for conn in list(self.own_connections):
+            self.own_connections.discard(conn)
+            try:
+                await conn.close()
+            except Exception:  # noqa: BLE001 - already closed or the server went away
+                pass
         if self._writer is not None:
             writer, self._writer = self._writer, None
             await asyncio.to_thread(writer.stop)
