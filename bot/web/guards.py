@@ -68,6 +68,11 @@ def _too_large(limit: int) -> web.Response:
 async def body_limits(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
     """Refuse a body beyond the route's limit before a handler sees it."""
     limit = body_limit(request.path)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if request.body_exists and encoding not in ("", "identity"):
+        # neither the providers nor the web chat page compress what they send us: a compressed
+        # (or falsely labelled) body is refused before anyone decodes it
+        return web.json_response({"error": "compressed request bodies are not accepted"}, status=415)
     if request.content_length is not None and request.content_length > limit:
         return _too_large(limit)
     if request.body_exists:
