@@ -252,6 +252,7 @@ async def test_kill_9_during_load_loses_and_doubles_nothing(
             proc.stop()
 
 
+@pytest.mark.restarts_postgres
 @pytest.mark.skipif(
     os.environ.get("KIEZSTIMME_PG_RESTART") != "1",
     reason="set KIEZSTIMME_PG_RESTART=1 (done by .ci/run) to let the test restart the local PostgreSQL server",
