@@ -23,6 +23,7 @@ from bot.conversation.flows import Choice, FlowSet, Node
 from bot.conversation.i18n import Catalogs
 from bot.conversation.language import Identifier, detect
 from bot.conversation.matching import Match, looks_like_idea, match, normalise
+from bot.conversation.nodes import IDEA as IDEA_VAR
 from bot.conversation.session import Conversation, Dialogue, Profile
 from bot.conversation.step import (
     Context,
@@ -44,7 +45,6 @@ MAX_HOPS = 64
 ECHO = 200  # at most this much of a resident's own text is repeated back to them
 PROFILE_FIELDS = ("language", "consented", "updates")
 MAX_ALBUM = 10  # photos of one album kept for one answer (Telegram and MMS albums hold at most 10)
-IDEA_VAR = "idea"  # the answer that store_idea stores as the idea's text
 UNSUPPORTED = {
     "location": M.UNSUPPORTED_LOCATION,
     "contact": M.UNSUPPORTED_CONTACT,

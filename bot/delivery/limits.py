@@ -165,21 +165,12 @@ class FloodControl:
                     resident_id=resident_id,
                     inbound_id=h.row.id,
                     now=now,
-                    **_as_stored(h.row),
+                    sealed=h.row.address_enc,
                 )
         outbox.add_replies(conn, replies)
         inbox.mark_done(conn, done, now)
         marks.mark_processed(conn, notes)
         return result
-
-
-def _as_stored(row: Any) -> dict[str, Any]:
-    """The inbox row's sealed address for the reply, where addresses are sealed at rest."""
-    sealed = getattr(row, "address_enc", _NONE)
-    return {} if sealed is _NONE else {"sealed": sealed}
-
-
-_NONE = object()
 
 
 class LoopGuard:
