@@ -19,11 +19,11 @@ from typing import Any
 
 from bot.conversation import keywords, nodes
 from bot.conversation import texts as M
+from bot.conversation.flows import IDEA_ANSWER as IDEA_VAR
 from bot.conversation.flows import Choice, FlowSet, Node
 from bot.conversation.i18n import Catalogs
 from bot.conversation.language import Identifier, detect
 from bot.conversation.matching import Match, looks_like_idea, match, normalise
-from bot.conversation.nodes import IDEA as IDEA_VAR
 from bot.conversation.session import Conversation, Dialogue, Profile
 from bot.conversation.step import (
     Context,

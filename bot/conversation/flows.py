@@ -36,6 +36,7 @@ ACTIONS = (
     "take_kept_idea",
     "drop_kept_idea",
 )
+IDEA_ANSWER = "idea"  # the answer store_idea stores as the idea's text (and free text may become)
 MEANINGS = ("yes", "no", "unsure", "skip")  # what a choice means, so yes/no words and emoji pick it
 OPTION_LISTS = ("languages", "topics", "districts", "statements")
 MEDIA_KINDS = ("voice", "photo")

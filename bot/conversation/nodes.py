@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.conversation import statements
 from bot.conversation import texts as M
+from bot.conversation.flows import IDEA_ANSWER as IDEA
 from bot.conversation.flows import Choice, Node
 from bot.conversation.matching import Match, fold, letters, looks_like_idea, media_problem, normalise, words
 from bot.conversation.session import Conversation, Profile
@@ -25,7 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from bot.conversation.engine import Run
 
 SKIP = (Choice("skip", M.SKIP),)
-IDEA = "idea"  # the answer store_idea stores as the idea's text
 
 
 class WaitingNode(Protocol):
