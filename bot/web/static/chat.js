@@ -199,7 +199,8 @@
     });
   }
 
-  var queue = Promise.resolve();  // one message after the other, in the order they were sent
+  var queue = Promise.resolve();
+  var sends = 0;  // messages sent from this page so far  // one message after the other, in the order they were sent
 
   // ``source``: the button pressed, if any (it gets the focus back when sending fails).
   function send(text, shown, source, chosen) {
@@ -210,6 +211,7 @@
     var entry = {who: "me", text: shown || text, pending: true};
     delete state.fresh;
     pending++;
+    sends++;
     add(entry);
     refreshChoices();
     queue = queue.then(function () {
@@ -274,10 +276,13 @@
   // --- messages that come later (reminders, announcements, answers a lost connection missed) ---
   function poll() {
     if (pending) return;  // the answer will bring them
+    // a message sent while this poll was on its way: what the poll brings may be its answer
+    // (the server hands each message out once), so the focus moves on as with an answer
+    var sentBefore = sends;
     fetch("/webchat/api/messages?client_id=" + encodeURIComponent(state.clientId) +
           "&ui_lang=" + encodeURIComponent(uiLang() || ""))
       .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (data) { receive(data, false); })
+      .then(function (data) { receive(data, sends !== sentBefore); })
       .catch(function () { /* offline: try again later */ });
   }
   setInterval(poll, POLL_MS);
