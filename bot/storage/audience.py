@@ -69,6 +69,7 @@ class AudienceRepository:
         """The ids of the residents the audience selects."""
         base = audience_query(audience, channels).subquery()
         async with self.db.read() as conn:
+            await self.db.plan_for_many(conn)
             return set((await conn.execute(select(base.c.resident_id).distinct())).scalars())
 
     async def counts(
@@ -79,6 +80,7 @@ class AudienceRepository:
         base = audience_query(audience, channels).subquery()
         outside: dict[tuple[str, str | None], int] = {}
         async with self.db.read() as conn:
+            await self.db.plan_for_many(conn)
             counts = (
                 await conn.execute(
                     select(base.c.channel, base.c.language, func.count()).group_by(base.c.channel, base.c.language)

@@ -181,6 +181,15 @@ class Database:
         async with self.engine.connect() as conn:
             yield conn
 
+    async def plan_for_many(self, conn: AsyncConnection) -> None:
+        """For the rest of this transaction, join by hashing, whatever the statistics say: for
+        statements over a whole audience (counts, bulk inserts). Right after thousands of residents
+        arrived, before autovacuum has analysed their tables, PostgreSQL takes them for a handful
+        of rows and joins them by a nested loop, which is quadratic: counting and queueing a
+        broadcast to 10,000 took 13 s instead of 0.3 s. SQLite plans without statistics."""
+        if not self.is_sqlite:
+            await conn.execute(text("SET LOCAL enable_nestloop = off"))
+
     async def healthy(self) -> bool:
         try:
             async with self.engine.connect() as conn:

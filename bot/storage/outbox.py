@@ -448,6 +448,7 @@ class OutboxRepository:
         result = BulkResult()
         base = audience_query(audience, channels).subquery()
         async with self.db.read() as conn:
+            await self.db.plan_for_many(conn)
             counts = (await conn.execute(select(base.c.language, func.count()).group_by(base.c.language))).all()
         languages = {lang for lang, _ in counts if lang}
         for lang, n in counts:
@@ -495,6 +496,7 @@ class OutboxRepository:
 
         async def one(source: Select[Any]) -> int:
             async with parallel, self.db.transaction() as conn:
+                await self.db.plan_for_many(conn)
                 return await self._insert_bulk(conn, source)
 
         return list(await asyncio.gather(*(one(source) for *_, source in jobs)))
