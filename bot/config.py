@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     twilio_api_base_url: str = "https://api.twilio.com"
     # encrypts residents' addresses at rest; unset on SQLite: generated once next to the database
     data_key: SecretStr | None = None
+    # signs the dashboard's sessions and CSRF tokens; unset on SQLite: generated once into data/,
+    # on PostgreSQL: derived from DATA_KEY (every process has it)
+    secret_key: SecretStr | None = None
     # retention (issue 12): how long personal data is kept, in days
     retention_delivery_days: int = 30  # texts, choices and addresses of the delivery log
     retention_inbox_days: int = 7  # contents of inbox rows that are still kept (failed, set aside)

@@ -84,6 +84,17 @@ def _add_privacy(sub: _Commands) -> None:
     rotate.add_argument("--new-key", default=None, help="the new DATA_KEY")
 
 
+def _add_admin(sub: _Commands) -> None:
+    command = sub.add_parser("admin", help="dashboard accounts")
+    actions = command.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create-user", help="create or update an account; the password is the first line of stdin"
+    )
+    create.add_argument("email")
+    create.add_argument("--role", choices=["viewer", "moderator", "organiser"], required=True)
+    actions.add_parser("list-users", help="accounts with role and last sign-in")
+
+
 def _add_channel_admin(sub: _Commands) -> None:
     """``CHANNEL set-webhook`` for each channel that registers its webhook with the provider."""
     from channels.registry import specs
@@ -112,6 +123,7 @@ def parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_channel_admin(sub)
     _add_privacy(sub)
+    _add_admin(sub)
     flows = sub.add_parser("flows", help="work with the flow files")
     flows.add_argument("action", choices=["check"])
     return p
@@ -142,6 +154,12 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         return asyncio.run(export(settings, args.what, args.format, args.output))
     elif args.command == "privacy":
         return _privacy(settings, args)
+    elif args.command == "admin":
+        from bot.cli import admin
+
+        if args.action == "create-user":
+            return asyncio.run(admin.create_user(settings, args.email, args.role))
+        return asyncio.run(admin.list_users(settings))
     elif getattr(args, "action", None) == "set-webhook":
         return asyncio.run(set_webhook(settings, args.command))
     elif args.command == "flows":

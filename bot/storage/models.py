@@ -186,6 +186,9 @@ class Idea(Base):
     media: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(12), default="new", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    public_note: Mapped[str | None] = mapped_column(Text)  # told to the resident with the status
+    internal_note: Mapped[str | None] = mapped_column(Text)  # for organisers only
+    moderated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Feedback(Base):
@@ -204,6 +207,9 @@ class Feedback(Base):
     channel: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the first rating
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the last rating or comment
+    # of the comment: new / approved / hidden / spam
+    status: Mapped[str] = mapped_column(String(12), default="new", server_default="new")
+    internal_note: Mapped[str | None] = mapped_column(Text)
 
 
 class Purge(Base):
@@ -216,3 +222,94 @@ class Purge(Base):
     kind: Mapped[str] = mapped_column(String(16))
     count: Mapped[int] = mapped_column(Integer)
     cutoff: Mapped[datetime] = mapped_column(UTCDateTime)  # what was older than this went
+
+
+# --- the organisers' dashboard (issue 13) ---------------------------------------------
+
+
+class AdminUser(Base):
+    """An organiser's account: a viewer reads, a moderator also moderates, an organiser also
+    broadcasts and manages accounts. Only an argon2 hash of the password is kept."""
+
+    __tablename__ = "admin_users"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # lower case
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AdminSession(Base):
+    """A signed-in browser. ``id`` is a hash of the cookie's token (a stolen table opens no session)."""
+
+    __tablename__ = "admin_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class LoginFailure(Base):
+    """A failed sign-in, by keyed hash of the e-mail or of the client's address: for throttling."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class AuditEntry(Base):
+    """Who did what when: every moderation, broadcast and account change."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(254))  # the account's e-mail, or "cli"
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Partner(Base):
+    """An outreach partner (a shelter, a youth centre, a migrant association): residents who
+    arrive through its code count for it (``residents.source`` = ``partner:CODE``)."""
+
+    __tablename__ = "partners"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    district: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Profile(Base):
+    """ "Who speaks": the actor group and age band a resident chose to tell, kept apart from their
+    ideas and shown only in aggregate (of at least 5). Erased with the resident."""
+
+    __tablename__ = "profiles"
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), primary_key=True)
+    actor_group: Mapped[str | None] = mapped_column(String(64))
+    age_band: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Broadcast(Base):
+    """A broadcast composed in the dashboard (or by the CLI): its texts, audience and schedule;
+    its messages in the outbox carry ``key`` in their idempotency keys."""
+
+    __tablename__ = "broadcasts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    texts: Mapped[dict[str, str]] = mapped_column(JSON)
+    fallback: Mapped[str | None] = mapped_column(String(35))
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # None: at once
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    total: Mapped[int] = mapped_column(Integer, default=0)

@@ -204,4 +204,7 @@ def make_app(kz: Kiezstimme, *, background: bool = False) -> web.Application:
     app.router.add_post("/webchat/api/messages", webchat_post)
     app.router.add_get("/webchat/api/messages", webchat_poll)
     app.router.add_static("/static/", STATIC)
+    from bot.web.admin import routes as admin
+
+    admin.setup(app, kz)
     return app

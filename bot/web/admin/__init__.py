@@ -1,0 +1,1 @@
+"""The organisers' dashboard under ``/admin`` (see INTERFACES.md, "Organiser dashboard (v1)")."""
