@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -182,3 +183,36 @@ async def http(kz: Kiezstimme) -> AsyncIterator[TestClient]:
     await client.start_server()
     yield client
     await client.close()
+
+
+# --- real headless Chromium (Debian's package), driven by Playwright --------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REQUIRE_BROWSER = os.environ.get("KIEZSTIMME_REQUIRE_BROWSER") == "1"
+
+
+@pytest_asyncio.fixture
+async def page() -> AsyncIterator[object]:
+    """A page in a fresh browser context (German locale)."""
+    if CHROMIUM is None:
+        if REQUIRE_BROWSER:
+            pytest.fail("chromium is not installed but KIEZSTIMME_REQUIRE_BROWSER=1", pytrace=False)
+        pytest.skip("chromium not found on PATH (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        context = await browser.new_context(locale="de-DE")
+        yield await context.new_page()
+        await browser.close()

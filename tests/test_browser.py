@@ -3,12 +3,7 @@ Playwright): a resident completes the dialogue with keyboard and buttons."""
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
@@ -18,37 +13,9 @@ from bot.delivery.outbox import Audience
 from bot.participation import broadcasts
 from bot.storage.models import Idea
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-REQUIRED = os.environ.get("KIEZSTIMME_REQUIRE_BROWSER") == "1"
 IDEA = "Mehr Bäume und Schatten auf dem Hermannplatz"
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest_asyncio.fixture
-async def page() -> AsyncIterator[object]:
-    if CHROMIUM is None:
-        if REQUIRED:
-            pytest.fail("chromium is not installed but KIEZSTIMME_REQUIRE_BROWSER=1", pytrace=False)
-        pytest.skip("chromium not found on PATH (apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        context = await browser.new_context(locale="de-DE")
-        yield await context.new_page()
-        await browser.close()
 
 
 async def bot_messages(page) -> list[str]:  # type: ignore[no-untyped-def]

@@ -59,6 +59,9 @@ def N_(message: str) -> str:
     return message
 
 
+ROLE_LABELS = {"viewer": N_("viewer"), "moderator": N_("moderator"), "organiser": N_("organiser")}
+
+
 # --- the secret key -------------------------------------------------------------------------
 
 
@@ -115,18 +118,30 @@ class Dashboard:
 
 
 DASHBOARD = web.AppKey("dashboard", Dashboard)
-WHO = "kz_admin_account"  # request key: the signed-in Account
-SESSION = "kz_admin_session"  # request key: the session id (hash of the token)
+WHO: web.RequestKey[Account | None] = web.RequestKey("kz_admin_account")  # the signed-in account, once looked up
+SESSION = web.RequestKey("kz_admin_session", str)  # the session id (hash of the token)
 
 
 def load_translations(i18n_dir: Path) -> dict[str, NullTranslations]:
+    """The dashboard's catalogs: per language every ``dashboard*.po`` (one file per part of the
+    dashboard, merged); English is the msgids themselves."""
     out: dict[str, NullTranslations] = {"en": NullTranslations()}
     for code in UI_LANGUAGES:
-        path = i18n_dir / code / "LC_MESSAGES" / f"{DOMAIN}.po"
-        if code == "en" or not path.exists():
+        if code == "en":
+            continue
+        merged = None
+        for path in sorted((i18n_dir / code / "LC_MESSAGES").glob(f"{DOMAIN}*.po")):
+            catalog = read_catalog(path, code)
+            if merged is None:
+                merged = catalog
+            else:
+                for message in catalog:
+                    if message.id:
+                        merged[message.id] = message
+        if merged is None:
             continue
         buf = io.BytesIO()
-        write_mo(buf, read_catalog(path, code), use_fuzzy=False)
+        write_mo(buf, merged, use_fuzzy=False)
         buf.seek(0)
         out[code] = Translations(fp=buf, domain=DOMAIN)
     return out
