@@ -6,7 +6,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _last_command(text: str) -> str:
-    return [line for line in text.splitlines() if line.startswith("python3 -m venv")][-1]
+    return [line for line in text.splitlines() if line.startswith(("python3 -m venv", "npm ci "))][-1]
 
 
 def test_ci_runs_the_readme_test_command() -> None:
