@@ -139,6 +139,8 @@ REMINDER_UNFINISHED_HOURS = nN_(
 IDEA_APPROVED = N_("Good news: your idea {reference} has been accepted. Thank you for taking part!")
 IDEA_PUBLISHED = N_("Good news: your idea {reference} has been published: {url} Thank you for taking part!")
 IDEA_HIDDEN = N_("Your idea {reference} could not be accepted. If you have questions, please contact us: {contact}")
+# the organiser's own words (in their language), told with a status, marked as theirs
+IDEA_STATUS_NOTE = N_("A note from the team: {note}")
 
 # --- what we store about a resident (the DATA keyword) --------------------------------------------
 DATA_HEADER = N_("This is what Kiezstimme stores about you:")

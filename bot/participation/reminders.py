@@ -11,6 +11,7 @@ through the outbox's bulk API, each in the resident's language.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
@@ -167,23 +168,42 @@ STATUS_MESSAGES = {"approved": M.IDEA_APPROVED, "hidden": M.IDEA_HIDDEN}
 
 
 async def set_idea_status(
-    kz: Kiezstimme, reference: str, status: str, now: datetime, notify: bool = True
+    kz: Kiezstimme,
+    reference: str,
+    status: str,
+    now: datetime,
+    notify: bool = True,
+    *,
+    note: str | None = None,
+    internal_note: str | None = None,
 ) -> tuple[bool, int]:
-    """Change an idea's status; tell the resident (if they opted in). (found, notices enqueued)."""
-    resident_id = await ContributionRepository(kz.db).set_idea_status(reference.upper(), status)
+    """Change an idea's status; tell the resident (if they opted in), with ``note`` — the
+    organisers' own words, marked as theirs — after the notice. ``note`` is kept as the idea's
+    public note and ``internal_note`` for organisers only (``None`` leaves a note as it is, ``""``
+    clears it). (found, notices enqueued)."""
+    ref = reference.upper()
+    note = note.strip() if note is not None else None
+    resident_id = await ContributionRepository(kz.db).set_idea_status(
+        ref, status, public_note=note, internal_note=internal_note, now=now
+    )
     if resident_id is None:
         return False, 0
     msgid = STATUS_MESSAGES.get(status)
     if not notify or msgid is None or resident_id == 0:  # 0: kept as anonymous text, nobody to tell
         return True, 0
-    params: dict[str, Any] = {"reference": reference.upper(), "contact": contact_of(kz.flows)}
+    params: dict[str, Any] = {"reference": ref, "contact": contact_of(kz.flows)}
     if status == "approved" and kz.flows.publication_url:
         # "published" only where ideas are published, with the address to see them
         msgid, params["url"] = M.IDEA_PUBLISHED, kz.flows.publication_url
     texts, directions = in_every_language(kz, msgid, params)
+    key = f"status:{ref}:{status}"  # told once per status; a new note is news again
+    if note:
+        notes, _ = in_every_language(kz, M.IDEA_STATUS_NOTE, {"note": note})
+        texts = {code: f"{text}\n\n{notes[code]}" for code, text in texts.items()}
+        key += ":" + hashlib.sha256(note.encode()).hexdigest()[:16]
     result = await enqueue_bulk(
         kz.db,
-        key=f"status:{reference.upper()}:{status}",
+        key=key,
         texts=texts,
         audience=Audience(resident_ids=(resident_id,)),
         channels=kz.channels.bulk_targets(),

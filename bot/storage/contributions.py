@@ -125,14 +125,30 @@ class ContributionRepository:
         else:
             conn.execute(delete(Idea).where(ideas))
 
-    async def set_idea_status(self, reference: str, status: str) -> int | None:
-        """Change an idea's status; the id of the resident who gave it (0 when the idea is
-        anonymous: its resident was erased), or None if there is no such idea."""
+    async def set_idea_status(
+        self,
+        reference: str,
+        status: str,
+        *,
+        public_note: str | None = None,
+        internal_note: str | None = None,
+        now: datetime | None = None,
+    ) -> int | None:
+        """Change an idea's status (and, where given, its notes: ``""`` clears one, ``None``
+        leaves it; ``now`` marks when it was moderated); the id of the resident who gave it (0
+        when the idea is anonymous: its resident was erased), or None if there is no such idea."""
+        values: dict[str, Any] = {"status": status}
+        if public_note is not None:
+            values["public_note"] = public_note or None
+        if internal_note is not None:
+            values["internal_note"] = internal_note or None
+        if now is not None:
+            values["moderated_at"] = now
         async with self.db.transaction() as conn:
             row = (await conn.execute(select(Idea.id, Idea.resident_id).where(Idea.reference == reference))).first()
             if row is None:
                 return None
-            await conn.execute(update(Idea).where(Idea.id == row.id).values(status=status))
+            await conn.execute(update(Idea).where(Idea.id == row.id).values(**values))
         return row.resident_id or 0
 
     async def participants(self, starts: datetime, ends: datetime, *, ideas: bool, feedback: bool) -> set[int]:
