@@ -55,11 +55,16 @@ def _add_broadcast(sub: _Commands) -> None:
 
 
 def _add_ideas(sub: _Commands) -> None:
-    command = sub.add_parser("ideas", help="moderate ideas")
-    command.add_argument("action", choices=["set-status"])
-    command.add_argument("reference")
-    command.add_argument("status", choices=["new", "approved", "hidden", "spam"])
-    command.add_argument("--no-notify", action="store_true", help="do not tell the resident")
+    command = sub.add_parser("ideas", help="list and moderate ideas")
+    actions = command.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the newest ideas as a table (no personal data)")
+    listing.add_argument("--status", choices=["new", "approved", "hidden", "spam"], default=None)
+    listing.add_argument("--q", default=None, help="a reference, or words of the text")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    setting = actions.add_parser("set-status", help="moderate one idea")
+    setting.add_argument("reference")
+    setting.add_argument("status", choices=["new", "approved", "hidden", "spam"])
+    setting.add_argument("--no-notify", action="store_true", help="do not tell the resident")
 
 
 def _add_chat(sub: _Commands) -> None:
@@ -71,7 +76,12 @@ def _add_chat(sub: _Commands) -> None:
 def _add_export(sub: _Commands) -> None:
     command = sub.add_parser("export", help="export ideas or feedback, pseudonymised")
     command.add_argument("what", choices=["ideas", "feedback"])
-    command.add_argument("--format", choices=["csv", "json"], default="csv")
+    command.add_argument(
+        "--format",
+        choices=["csv", "json", "adhocracy4", "decidim"],
+        default="csv",
+        help="adhocracy4, decidim: ideas in that platform's import shape (JSON)",
+    )
     command.add_argument("--output", default=None, help="file to write (default: stdout)")
 
 
@@ -145,6 +155,10 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     elif args.command == "broadcast":
         return asyncio.run(broadcast(settings, args))
     elif args.command == "ideas":
+        if args.action == "list":
+            from bot.cli.ideas_list import ideas_list
+
+            return asyncio.run(ideas_list(settings, args.status, args.q, args.limit))
         return asyncio.run(ideas_set_status(settings, args.reference, args.status, not args.no_notify))
     elif args.command == "worker":
         return asyncio.run(worker(settings))

@@ -1,5 +1,5 @@
 """The organisers' commands: ``phases``, ``broadcast``, ``ideas set-status``,
-``export`` and ``flows check``."""
+``export`` and ``flows check`` (``ideas list`` lives in :mod:`bot.cli.ideas_list`)."""
 
 from __future__ import annotations
 
@@ -221,20 +221,25 @@ async def ideas_set_status(settings: Settings, reference: str, status: str, noti
 
 
 async def export(settings: Settings, what: str, fmt: str, output: str | None) -> int:
-    from bot.participation.export import export_feedback, export_ideas
+    """Ideas or feedback as CSV or JSON; ideas also in adhocracy4's and Decidim's import shapes."""
+    from bot.participation.export import Labels, export_feedback, export_ideas
     from bot.storage.db import Database
 
+    if what != "ideas" and fmt not in ("csv", "json"):
+        print(f"--format {fmt} is a shape for ideas; feedback exports as csv or json", file=sys.stderr)
+        return 2
     exporter = export_ideas if what == "ideas" else export_feedback
+    labels = Labels.load(settings)  # before the database: a broken flow stops here, nothing opened
 
     db = Database(settings.database_url)
     try:
         await db.migrate()
         if output:
             with open(output, "w", encoding="utf-8", newline="") as fh:
-                count = await exporter(db, settings, fmt, fh)
+                count = await exporter(db, settings, fmt, fh, labels)
             print(f"{count} {what} records written to {output}", file=sys.stderr)
         else:
-            await exporter(db, settings, fmt, sys.stdout)
+            await exporter(db, settings, fmt, sys.stdout, labels)
     finally:
         await db.dispose()
     return 0
