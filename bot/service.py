@@ -42,6 +42,7 @@ from bot.storage.db import Database
 from bot.storage.inbox import InboxRepository
 from bot.storage.media import DEFAULT_MAX_BYTES, MediaStore
 from bot.storage.outbox import Delivered, OutboxRepository
+from bot.storage.partners import attribution as partner_attribution
 from bot.storage.personal_data import personal_data
 from bot.storage.residents import ResidentRepository, new_pseudonym
 from bot.storage.sessions import Conflict, SessionRepository, StoredSession
@@ -409,7 +410,10 @@ class ConversationService:
                 self.residents.erase(conn, resident.id, now, keep_ideas=erase.keep_ideas, inbound_id=row.id)
             )
             return None
-        source = ((row.payload or {}).get("extra") or {}).get("source")
+        # where they came from: an outreach partner's code (bot/storage/partners.py), else a deep link's payload
+        payload = row.payload or {}
+        extra = payload.get("extra") or {}
+        source = partner_attribution(conn, payload, first=plan.resident is None) or extra.get("source")
         batch.sessions.append((resident.id, plan.session, outcome.conversation.dialogue))
         consent_version = self._apply(conn, resident, row.channel, outcome.effects, now, erased_media)
         changes = self.residents.profile_changes(
