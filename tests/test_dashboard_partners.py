@@ -38,7 +38,7 @@ BOT = "kiezstimme_test_bot"
 # talks plain http to the loopback server
 PUBLIC = "http://bot.example.org"
 CODE = re.compile(rf"[{CODE_ALPHABET}]{{6}}")
-NUMS = re.compile(r'<td class="num">(\d+)</td>')
+NUMS = re.compile(r'<td class="num"[^>]*>(\d+)</td>')
 
 
 class PartnerStack(Stack):
