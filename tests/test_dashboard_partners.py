@@ -24,7 +24,7 @@ from bot.app import Kiezstimme, build
 from bot.config import load_settings
 from bot.storage.db import Database
 from bot.storage.models import AuditEntry, Idea, Partner, Resident
-from bot.storage.partners import CODE_ALPHABET, PartnerRepository, new_code, typed_code
+from bot.storage.partners import CODE_ALPHABET, PartnerRepository, linked_code, new_code, typed_code
 from bot.web.admin.partners import qr_svg
 from bot.web.app import make_app
 from tests.conftest import OPEN_FLOWS, TEST_DATA_KEY, Clock
@@ -224,6 +224,22 @@ def test_codes_are_short_unambiguous_and_typed_in_any_case() -> None:
     assert typed_code("START AB3CDE!") == "AB3CDE"
     assert typed_code("Hallo") is None and typed_code("START") is None and typed_code("AB3CDE bitte") is None
     assert typed_code("AB0CDE") is None  # 0 is not in the alphabet
+    assert linked_code("p_ab3cde") == "AB3CDE" and linked_code("plakat-neukoelln") is None
+    assert linked_code("p_AB3CDEF") is None and linked_code(None) is None
+
+
+async def test_a_viewer_reads_a_partner_but_cannot_change_it(kz: Kiezstimme, http: TestClient) -> None:
+    await add_accounts(kz)
+    async with as_role(http, kz, "organiser") as organiser:
+        where = await create(organiser, "Stadtbibliothek", "library")
+    async with as_role(http, kz, "viewer") as viewer:
+        async with viewer.get(where) as resp:
+            html = await resp.text()
+        assert resp.status == 200 and "Stadtbibliothek" in html and 'name="kind"' not in html
+        data = {"csrf_token": await csrf(viewer, where), "name": "Umbenannt", "kind": "other", "district": ""}
+        async with viewer.post(where, data=data, allow_redirects=False) as resp:
+            assert resp.status == 403
+    assert (await the_partner(kz)).name == "Stadtbibliothek"
 
 
 # --- entry points and QR codes ----------------------------------------------------------------
