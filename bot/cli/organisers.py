@@ -163,11 +163,20 @@ async def _send_and_follow(
     audience: Audience,
     console: Console,
 ) -> None:
-    """Queue the broadcast under its idempotency key and report delivery as it goes."""
+    """Record the broadcast (in the dashboard's list too, by "cli"), queue it under its
+    idempotency key and report delivery as it goes."""
     from bot.participation import broadcasts as bc
+    from bot.storage.broadcasts import BroadcastRepository
 
     key = args.key or bc.broadcast_key(texts, args.fallback, audience)
-    enqueued = await bc.send(kz, key, texts, args.fallback, audience)
+    broadcast_id, _new = await bc.record(
+        kz, key=key, texts=texts, fallback=args.fallback, audience=audience, created_by="cli"
+    )
+    recorded = await BroadcastRepository(kz.db).get(broadcast_id)
+    if recorded is None or recorded.cancelled_at is not None:
+        console.print(f"broadcast {broadcast_id} (key {key}) was cancelled: nothing sent")
+        return
+    enqueued = await bc.queue(kz, recorded)
     console.print(f"{enqueued} message(s) queued (key {key}; sending it again sends nothing twice)")
     if settings.is_sqlite:
         kz.sender.start()  # the embedded bot: deliver from here as well (claims are atomic)

@@ -1,5 +1,7 @@
-"""The scheduler: APScheduler 3 fires reminders and phase announcements, and runs the
-retention purge daily (``retention:purge``).
+"""The scheduler: APScheduler 3 fires reminders and phase announcements, runs the
+retention purge daily (``retention:purge``) and queues broadcasts organisers scheduled
+for a time (``broadcasts:due``, every ``BROADCAST_CHECK``: they are kept in the
+``broadcasts`` table, not in a job store).
 
 Jobs are recreated from the process data at every start with stable ids
 (``reminder:collection:2d``, ``announce:feedback``) and ``replace_existing``,
@@ -19,9 +21,11 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.app import Kiezstimme
 from bot.conversation.phases import reminder_points
+from bot.participation.broadcasts import queue_due
 from bot.participation.reminders import RETRY_EVERY, send_announcement, send_reminder
 from bot.participation.retention import purge_now
 
@@ -33,6 +37,9 @@ log = logging.getLogger(__name__)
 PURGE_JOB = "retention:purge"
 PURGE_AT = {"hour": 3, "minute": 30}
 PURGE_GRACE = timedelta(hours=12)
+# scheduled broadcasts (bot/participation/broadcasts.py): due ones are queued within this long
+BROADCASTS_JOB = "broadcasts:due"
+BROADCAST_CHECK = timedelta(seconds=20)
 
 
 class ReminderClock:
@@ -74,6 +81,16 @@ class ReminderClock:
             max_instances=1,
         )
 
+        self.scheduler.add_job(
+            self.fire_broadcasts,
+            IntervalTrigger(seconds=int(BROADCAST_CHECK.total_seconds()), timezone=UTC),
+            id=BROADCASTS_JOB,
+            replace_existing=True,
+            misfire_grace_time=int(BROADCAST_CHECK.total_seconds()),
+            coalesce=True,
+            max_instances=1,
+        )
+
     async def fire_reminder(self, point_id: str) -> None:
         point = next(
             (p for p in reminder_points(self.kz.flows.process, self.kz.settings.zone) if p.id == point_id), None
@@ -93,6 +110,15 @@ class ReminderClock:
 
     async def fire_purge(self) -> None:
         await purge_now(self.kz.settings, self.kz.db, self.kz.flows.process, self.kz.service.clock())
+
+    async def fire_broadcasts(self) -> None:
+        try:
+            queued = await queue_due(self.kz)
+        except Exception:  # the next check tries again; the scheduler must keep running
+            log.exception("queuing scheduled broadcasts failed")
+            return
+        if queued:
+            log.info("scheduled broadcasts queued: %s", ", ".join(map(str, queued)))
 
     def start(self) -> None:
         self.plan()

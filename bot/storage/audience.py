@@ -22,6 +22,7 @@ class Audience:
     languages: tuple[str, ...] = ()
     districts: tuple[str, ...] = ()  # of their ideas
     topics: tuple[str, ...] = ()  # of their ideas
+    sources: tuple[str, ...] = ()  # how they arrived (residents.source, e.g. partner:CODE)
     resident_ids: tuple[int, ...] | None = None
     opted_in_only: bool = True
 
@@ -50,6 +51,8 @@ def audience_query(audience: Audience, channels: Iterable[str]) -> Select:
         query = query.where(Resident.updates_opt_in.is_(True))
     if audience.languages:
         query = query.where(Resident.language.in_(audience.languages))
+    if audience.sources:
+        query = query.where(Resident.source.in_(audience.sources))
     if audience.resident_ids is not None:
         query = query.where(Resident.id.in_(audience.resident_ids))
     if audience.districts or audience.topics:
