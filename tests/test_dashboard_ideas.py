@@ -4,6 +4,7 @@ for a session — over HTTP on SQLite and PostgreSQL, and in Chromium with axe-c
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import re
@@ -23,7 +24,7 @@ from bot.storage.seed import seed_residents
 from tests import test_channels
 from tests.conftest import Clock
 from tests.dashboard_helpers import ACCOUNTS, add_accounts, as_role, axe_violations, browser_sign_in, csrf, sign_in
-from tests.fakes.telegram import make_voice_update
+from tests.fakes.telegram import make_photo_update, make_voice_update
 from tests.test_channels import Stack, texts
 from tests.test_phases import webchat
 
@@ -277,14 +278,26 @@ def wav_bytes(seconds: float = 0.5) -> bytes:
     return buf.getvalue()
 
 
-async def voice_idea(stack: Stack, chat: int, audio: bytes, mime: str = "audio/wav") -> str:
-    """A resident gives an idea as a voice note on Telegram; its reference."""
+# the smallest baseline JPEG (1×1 px, grey): a photo a browser really decodes
+JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////////////////////////////"
+    "////////////////////wgALCAABAAEBAREA/8QAFBABAAAAAAAAAAAAAAAAAAAAAP/aAAgBAQABPxA="
+)
+
+
+async def voice_idea(stack: Stack, chat: int, audio: bytes, photo: bytes | None = None) -> str:
+    """A resident gives an idea as a voice note (and a photo) on Telegram; its reference."""
     await stack.tg_text(chat, "Hallo")
     for data in ["yes", "idea", "mobility"]:
         await stack.tg_press(chat, data)
     stack.tg.add_file(f"voice-{chat}", audio, file_path=f"voice/file_{chat}.wav")
-    await stack.telegram(make_voice_update(stack.next_id(), chat, f"voice-{chat}", 3, len(audio), mime_type=mime))
-    await stack.tg_press(chat, "skip")
+    voice = make_voice_update(stack.next_id(), chat, f"voice-{chat}", 3, len(audio), mime_type="audio/wav")
+    await stack.telegram(voice)
+    if photo is None:
+        await stack.tg_press(chat, "skip")
+    else:
+        stack.tg.add_file(f"photo-{chat}", photo, file_path=f"photos/file_{chat}.jpg")
+        await stack.telegram(make_photo_update(stack.next_id(), chat, f"photo-{chat}", file_size=len(photo)))
     for data in ["mitte", "yes", "send"]:
         await stack.tg_press(chat, data)
     found = [m.group(0) for t in texts(stack.tg, chat) for m in REFERENCE.finditer(t)]
@@ -306,7 +319,7 @@ async def as_role_on_https(stack: Stack, role: str) -> AsyncIterator[aiohttp.Cli
 async def test_media_only_for_a_session(stack: Stack) -> None:
     await add_accounts(stack.kz)
     audio = wav_bytes()
-    reference = await voice_idea(stack, 71, audio)
+    reference = await voice_idea(stack, 71, audio, JPEG)
     path = f"/admin/media/{reference}/0"
     resp = await stack.http.get(path, allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == "/admin/login"
@@ -317,7 +330,9 @@ async def test_media_only_for_a_session(stack: Stack) -> None:
             assert resp.headers["Content-Disposition"] == "inline"
             assert resp.headers["X-Content-Type-Options"] == "nosniff"
             assert "no-store" in resp.headers["Cache-Control"] and "private" in resp.headers["Cache-Control"]
-        for missing in (f"/admin/media/{reference}/1", f"/admin/media/{reference}/x", "/admin/media/ZZZ-ZZZ/0"):
+        async with viewer.get(f"/admin/media/{reference}/1") as resp:
+            assert resp.status == 200 and await resp.read() == JPEG and resp.headers["Content-Type"] == "image/jpeg"
+        for missing in (f"/admin/media/{reference}/2", f"/admin/media/{reference}/x", "/admin/media/ZZZ-ZZZ/0"):
             async with viewer.get(missing) as resp:
                 assert resp.status == 404, missing
         for traversal in ("/admin/media/..%2F..%2Fetc/0", f"/admin/media/{reference}/..%2F..%2Fpasswd"):
@@ -325,6 +340,7 @@ async def test_media_only_for_a_session(stack: Stack) -> None:
                 assert resp.status == 404, traversal
         page = await body(viewer, f"/admin/ideas/{reference}")
         assert f'<audio controls preload="metadata" src="{path}"></audio>' in page
+        assert f'<img src="/admin/media/{reference}/1" alt="Foto 1, von der Person geschickt">' in page
 
 
 # --- feedback comments ---------------------------------------------------------------------------------------
@@ -393,11 +409,19 @@ async def test_feedback_comments_filtered_and_moderated(http: TestClient, kz: Ki
 # --- in Chromium -------------------------------------------------------------------------------------------------
 
 
+async def fits_a_phone(page: Any) -> bool:
+    """Nothing wider than a 360 px screen (wide tables scroll inside their own box)."""
+    await page.set_viewport_size({"width": 360, "height": 740})
+    fits = await page.evaluate("document.documentElement.scrollWidth <= 360")
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    return bool(fits)
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_moderator_in_the_browser(page: Any, stack: Stack) -> None:
     kz = stack.kz
     await add_accounts(kz)
-    reference = await voice_idea(stack, 81, wav_bytes())
+    reference = await voice_idea(stack, 81, wav_bytes(), JPEG)
     async with kz.db.transaction() as conn:
         resident = (await conn.execute(select(Idea.resident_id).where(Idea.reference == reference))).scalar_one()
         await conn.execute(
@@ -415,21 +439,24 @@ async def test_moderator_in_the_browser(page: Any, stack: Stack) -> None:
             },
         )
     await browser_sign_in(page, stack.http, "moderator")
-    await page.goto(str(stack.http.make_url("/admin/ideas")))
+    url = stack.http.make_url
+    await page.goto(str(url("/admin/ideas")))
     await page.get_by_label("Suche (Nummer oder Wörter)").fill(reference)
     await page.get_by_role("button", name="Anzeigen").click()
     await page.get_by_text("1 Ideen gefunden").wait_for()
     assert await axe_violations(page) == []
+    assert await fits_a_phone(page)
     await page.get_by_role("link", name=reference).click()
     await page.get_by_role("heading", name=f"Idee {reference}").wait_for()
-    audio = page.locator("audio")
-    await page.wait_for_function("document.querySelector('audio').readyState >= 1")  # the player loaded it
-    assert await audio.get_attribute("src") == f"/admin/media/{reference}/0"
-    status = await page.evaluate("fetch(document.querySelector('audio').src).then(r => r.status)")
-    assert status == 200
+    # the player loaded the voice note, the photo was decoded: both served to this session
+    await page.wait_for_function("document.querySelector('audio').readyState >= 1")
+    assert await page.locator("audio").get_attribute("src") == f"/admin/media/{reference}/0"
+    photo = page.get_by_role("img", name="Foto 1, von der Person geschickt")
+    await page.wait_for_function("document.querySelector('.media-list img').complete")
+    assert await photo.evaluate("img => img.naturalWidth") == 1
+    assert await page.evaluate("fetch(document.querySelector('audio').src).then(r => r.status)") == 200
     assert await axe_violations(page) == []
-    await page.set_viewport_size({"width": 360, "height": 740})
-    assert await page.evaluate("document.documentElement.scrollWidth <= 360")  # usable on a phone
+    assert await fits_a_phone(page)
     await page.get_by_label("Moderationsstand").select_option("approved")
     await page.get_by_label("Öffentliche Anmerkung", exact=False).fill("Danke, wir kümmern uns darum.")
     assert await page.get_by_label("Die Person benachrichtigen", exact=False).is_checked()
@@ -440,8 +467,18 @@ async def test_moderator_in_the_browser(page: Any, stack: Stack) -> None:
     await stack.settle()
     told = texts(stack.tg, 81)[-1]
     assert reference in told and "Eine Anmerkung des Teams: Danke, wir kümmern uns darum." in told
-    await page.goto(str(stack.http.make_url("/admin/feedback")))
+
+    await page.goto(str(url("/admin/feedback")))
     await page.get_by_text("Bitte mehr Zebrastreifen").wait_for()
     assert await axe_violations(page) == []
-    await page.set_viewport_size({"width": 1280, "height": 800})
+    assert await fits_a_phone(page)
+    await page.get_by_role("link", name="Kommentar", exact=False).first.click()
+    await page.get_by_label("Interne Notiz (nur für das Team sichtbar)").fill("Kapitel 2")
+    await page.get_by_role("button", name="Speichern").click()
+    await page.get_by_role("status").wait_for()
+    assert await page.get_by_label("Interne Notiz (nur für das Team sichtbar)").input_value() == "Kapitel 2"
+    assert await axe_violations(page) == []
+
+    await page.goto(str(url("/admin/ideas/ZZZ-ZZZ")))
+    await page.get_by_role("heading", name="Idee nicht gefunden").wait_for()
     assert await axe_violations(page) == []

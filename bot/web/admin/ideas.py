@@ -89,10 +89,18 @@ def _local(request: web.Request, when: Any) -> str:
     return when.astimezone(zone).strftime("%Y-%m-%d %H:%M") if when else ""
 
 
+def _media_items(owner: str, media: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Links to a contribution's files, numbered per kind (voice note 1, photo 1, ...)."""
+    seen: dict[str, int] = {}
+    items = []
+    for i, item in enumerate(media or []):
+        kind = str(item.get("kind", ""))
+        seen[kind] = seen.get(kind, 0) + 1
+        items.append({"url": f"/admin/media/{owner}/{i}", "kind": kind, "number": seen[kind]})
+    return items
+
+
 def _idea_view(request: web.Request, labels: Labels, row: Any) -> dict[str, Any]:
-    media = []
-    for i, item in enumerate(row.media or []):
-        media.append({"url": f"/admin/media/{row.reference}/{i}", "kind": item.get("kind"), "number": i + 1})
     return {
         "reference": row.reference,
         "text": row.text,
@@ -108,7 +116,7 @@ def _idea_view(request: web.Request, labels: Labels, row: Any) -> dict[str, Any]
         "public_note": row.public_note or "",
         "internal_note": row.internal_note or "",
         "source": row.source or "",
-        "media": media,
+        "media": _media_items(row.reference, row.media),
     }
 
 
@@ -270,10 +278,7 @@ def _feedback_view(request: web.Request, labels: Labels, row: Any) -> dict[str, 
         "status_label": labels.status(row.status),
         "updated": _local(request, row.updated_at),
         "internal_note": row.internal_note or "",
-        "media": [
-            {"url": f"/admin/media/feedback-{row.id}/{i}", "kind": item.get("kind"), "number": i + 1}
-            for i, item in enumerate(row.media or [])
-        ],
+        "media": _media_items(f"feedback-{row.id}", row.media),
     }
 
 
