@@ -14,6 +14,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +74,13 @@ class Stack:
 async def stack(db: Database, database_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[Stack]:
     """The bot with Telegram and SMS switched on against the fakes, its sender running as in
     ``serve``; residents: four on Telegram (de, ar, de, ar), two by SMS (de, ar), one in
-    Leichte Sprache on Telegram."""
+    Leichte Sprache on Telegram, two on WhatsApp (de, ar) outside the 24 h window."""
     os.environ.pop("TWILIO_REGION", None)
     os.environ.pop("TWILIO_EDGE", None)
     async with FakeTelegram(token=TOKEN) as tg, FakeTwilio() as tw:
         flows = tmp_path / "flows"
         shutil.copytree(OPEN_FLOWS, flows)
+        (flows / "whatsapp.yaml").write_text("templates:\n  de: HX00000000000000000000000000000de0\n", encoding="utf-8")
         settings = load_settings(
             {
                 "DATABASE_URL": database_url,
@@ -91,6 +93,8 @@ async def stack(db: Database, database_url: str, tmp_path: Path, clock: Clock) -
                 "TWILIO_ACCOUNT_SID": tw.account_sid,
                 "TWILIO_AUTH_TOKEN": tw.auth_token,
                 "TWILIO_SMS_FROM": "+4930901820",
+                "TWILIO_WHATSAPP_FROM": "whatsapp:+4930901821",
+                "WHATSAPP_RATE_PER_S": "0",
                 "TWILIO_API_BASE_URL": tw.root,
                 "TELEGRAM_RATE_PER_S": "0",
                 "SMS_SEGMENTS_PER_S": "0",
@@ -101,6 +105,10 @@ async def stack(db: Database, database_url: str, tmp_path: Path, clock: Clock) -
         await seed_residents(db, 4, languages=("de", "ar"), channels=("telegram",), now=clock.now)
         await seed_residents(db, 2, languages=("de", "ar"), channels=("sms",), start=4, now=clock.now)
         await seed_residents(db, 1, languages=("de-x-ls",), channels=("telegram",), start=6, now=clock.now)
+        # on WhatsApp, last heard from two days ago: outside the 24 h window (a template only in German)
+        await seed_residents(
+            db, 2, languages=("de", "ar"), channels=("whatsapp",), start=7, now=clock.now - timedelta(days=2)
+        )
         await add_accounts(kz)
         client = TestClient(TestServer(make_app(kz, background=True), host="127.0.0.1"))
         await client.start_server()
@@ -128,8 +136,11 @@ async def test_compose_preview_confirm_and_everyone_gets_it_once_in_their_langua
         form = {"csrf_token": token, "text-de": GERMAN, "text-ar": ARABIC, "send_at": "", "fallback": ""}
         status, preview, _ = await post(session, "/admin/broadcasts?lang=en", form)
         assert status == 200
-        # 6 residents (4 Telegram, 2 SMS) in 2 languages; 2 SMS of one segment each at 0.08
-        assert "goes to 6 residents in 2 languages: about 2 SMS segments, about €0.16." in preview
+        # 8 residents (4 Telegram, 2 SMS, 2 WhatsApp) in 2 languages; 2 SMS of one segment each at 0.08
+        assert "goes to 8 residents in 2 languages: about 2 SMS segments, about €0.16." in preview
+        # WhatsApp outside the window: the German template reaches them, Arabic has none
+        assert "Deutsch: 1 residents wrote last more than 24 hours ago; they get the approved template" in preview
+        assert "العربية: 1 residents wrote last more than 24 hours ago and there is no approved template" in preview
         # Leichte Sprache has a resident and no text: flagged, and not replaced by German
         flags = preview[preview.index("Languages without a text") : preview.index("Audience per channel")]
         assert "Leichte Sprache" in flags and "1 residents get nothing" in flags
@@ -154,12 +165,13 @@ async def test_compose_preview_confirm_and_everyone_gets_it_once_in_their_langua
 
         async def all_sent() -> bool:
             async with session.get(progress_path) as resp:
-                return 'data-stage="sent">6<' in await resp.text()
+                return 'data-stage="sent">7<' in await resp.text()
 
         await wait_until(all_sent, timeout=20)
         async with session.get(progress_path) as resp:
             progress = await resp.text()
-        assert 'data-stage="queued">0<' in progress and 'data-stage="failed">0<' in progress
+        # the Arabic WhatsApp resident, outside the window without a template, is skipped
+        assert 'data-stage="queued">0<' in progress and 'data-stage="failed">1<' in progress
         assert "finished" in progress and "Cancel the broadcast" not in progress
 
     # exactly once each, in their own language; Leichte Sprache got no German instead
@@ -167,19 +179,21 @@ async def test_compose_preview_confirm_and_everyone_gets_it_once_in_their_langua
     for message in tg.sent_messages():
         by_chat.setdefault(message["chat_id"], []).append(message["text"])
     assert by_chat == {1_000_000: [GERMAN], 1_000_001: [ARABIC], 1_000_002: [GERMAN], 1_000_003: [ARABIC]}
-    sms = sorted((m["To"], m["Body"]) for m in tw.messages)
+    sms = sorted((m["To"], m["Body"]) for m in tw.messages if not m["To"].startswith("whatsapp:"))
     assert len(sms) == 2 and [body for _, body in sms] in ([GERMAN, ARABIC], [ARABIC, GERMAN])
     assert {to.lstrip("+")[-7:] for to, _ in sms} == {"1000004", "1000005"}
+    whatsapp = [m for m in tw.messages if m["To"].startswith("whatsapp:")]
+    assert len(whatsapp) == 1 and whatsapp[0]["To"].endswith("1000008") and GERMAN in whatsapp[0]["ContentVariables"]
     # recorded and audited under the organiser's name
     async with kz.db.read() as conn:
         row = (await conn.execute(select(Broadcast.created_by, Broadcast.total, Broadcast.queued_at))).one()
         actions = (await conn.execute(select(AuditEntry.actor, AuditEntry.action))).all()
-    assert row.created_by == "organiser@example.org" and row.total == 6 and row.queued_at is not None
+    assert row.created_by == "organiser@example.org" and row.total == 8 and row.queued_at is not None
     assert ("organiser@example.org", "broadcast.create") in [tuple(a) for a in actions]
 
 
 async def _settled(tg: FakeTelegram, tw: FakeTwilio) -> bool:
-    return len(tg.sent_messages()) >= 4 and len(tw.messages) >= 2
+    return len(tg.sent_messages()) >= 4 and len(tw.messages) >= 3
 
 
 # --- cancelling, scheduling, roles and CSRF (web chat residents: their messages wait) ------------
@@ -325,6 +339,12 @@ async def test_a_fallback_is_said_and_filters_narrow_the_audience(
         chosen = [*base.items(), ("source", "partner:nachbarn"), ("fallback", "de")]
         _, preview, _ = await post(session, "/admin/broadcasts?lang=en", chosen)
         assert "goes to 1 residents in 1 languages" in preview and "Türkçe" in preview
+        # "Change" goes back to the form with everything as it was
+        status, form_again, _ = await post(
+            session, "/admin/broadcasts?lang=en", [*hidden_fields(preview), ("edit", "yes")]
+        )
+        assert status == 200 and ">Kiezfest am Samstag.</textarea>" in form_again
+        assert 'value="partner:nachbarn" checked' in form_again and '<option value="de" selected>' in form_again
 
 
 # --- the CLI records its broadcasts too ------------------------------------------------------------
@@ -359,17 +379,23 @@ async def test_the_cli_broadcast_is_in_the_dashboards_list(
     assert "<td>cli</td>" in listing and "العربية" in listing
 
 
-# --- in Chromium ---------------------------------------------------------------------------------
+# --- in Chromium ------------------------------------------------------------------------------------
+
+
+async def fits(page: Any) -> bool:
+    """Nothing wider than the screen (tables scroll inside their own box)."""
+    return bool(await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_an_organiser_broadcasts_in_the_browser(page, kz: Kiezstimme, http: TestClient, clock: Clock) -> None:  # type: ignore[no-untyped-def]
     await seed_residents(kz.db, 3, languages=("de", "ar", "de-x-ls"), channels=("webchat",), now=clock.now)
     await add_accounts(kz)
+    await page.set_viewport_size({"width": 360, "height": 740})  # a phone: every step fits its width
     await browser_sign_in(page, http, "organiser")
     await page.goto(str(http.make_url("/admin/broadcasts/new")))
     assert await page.locator("h1").inner_text() == "Neue Rundsendung"
-    assert await axe_violations(page) == []
+    assert await axe_violations(page) == [] and await fits(page)
     await page.get_by_role("textbox", name="Deutsch (de)").fill("Kiezfest am Samstag <script>alert(1)</script>")
     await page.get_by_role("textbox", name="العربية (ar)").fill(ARABIC)
     await page.get_by_role("button", name="Vorschau").click()
@@ -378,18 +404,13 @@ async def test_an_organiser_broadcasts_in_the_browser(page, kz: Kiezstimme, http
     numbers = await page.locator("#numbers").inner_text()
     assert "2 Einwohner*innen in 2 Sprachen" in numbers
     assert "<script>" in await page.locator('.message[lang="de"]').first.inner_text()  # shown as text, inert
-    assert await axe_violations(page) == []
+    assert await axe_violations(page) == [] and await fits(page)
     await page.get_by_role("button", name="Bestätigen: jetzt senden").click()
     await page.wait_for_url(re.compile(r".*/admin/broadcasts/\d+.*"))
     assert "Rundsendung" in await page.locator("h1").inner_text()
-    assert await page.locator('#progress td[data-stage="in web chat"]').first.inner_text() == "2"
-    assert await axe_violations(page) == []
+    assert await page.locator('#progress dd[data-stage="in web chat"]').first.inner_text() == "2"
+    assert await axe_violations(page) == [] and await fits(page)
     await page.get_by_role("link", name="Alle Rundsendungen").click()
     await page.wait_for_url("**/admin/broadcasts")
     assert await page.locator("tbody tr").count() == 1
-    assert await axe_violations(page) == []
-    # a phone's width: nothing wider than the screen
-    await page.set_viewport_size({"width": 360, "height": 740})
-    for path in ("/admin/broadcasts/new", "/admin/broadcasts"):
-        await page.goto(str(http.make_url(path)))
-        assert await page.evaluate("document.documentElement.scrollWidth <= 360")
+    assert await axe_violations(page) == [] and await fits(page)

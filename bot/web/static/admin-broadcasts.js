@@ -10,7 +10,7 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (data) {
         if (!data) { return; }
-        box.querySelectorAll("td[data-stage]:not([data-channel])").forEach(function (cell) {
+        box.querySelectorAll("dd[data-stage]").forEach(function (cell) {
           cell.textContent = String(data.stages[cell.dataset.stage] || 0);
         });
         Object.keys(data.channels).forEach(function (channel) {
