@@ -53,7 +53,10 @@ class IdeaFilter:
         where: list[ColumnElement[bool]] = []
         q = self.q.strip()
         if q:
-            where.append(or_(Idea.reference.ilike(_like(q), escape="\\"), _words(Idea.text, q)))
+            reference = q.upper()
+            if len(reference) == 6 and reference.isalnum():  # typed without its dash
+                reference = f"{reference[:3]}-{reference[3:]}"
+            where.append(or_(Idea.reference.ilike(_like(reference), escape="\\"), _words(Idea.text, q)))
         if self.since is not None:
             where.append(Idea.created_at >= self.since)
         if self.until is not None:

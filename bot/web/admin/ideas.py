@@ -55,6 +55,11 @@ def _pager(request: web.Request, names: tuple[str, ...], total: int, number: int
     }
 
 
+def _count(raw: str) -> int | None:
+    """A count from a redirect's query (anything else is ignored)."""
+    return int(raw) if raw.isdigit() and len(raw) < 7 else None
+
+
 def _back(form: Any, names: tuple[str, ...]) -> str:
     """The list's query string a bulk form came from, rebuilt from known names only."""
 
@@ -140,7 +145,7 @@ async def ideas_list(request: web.Request, who: Account) -> web.StreamResponse:
         },
         "statuses": labels.statuses(),
         "back": urlencode(_kept(request.query, (*IDEA_FILTERS, "page"))),
-        "changed": request.query.get("changed", ""),
+        "changed": _count(request.query.get("changed", "")),
     }
     return render(request, "ideas.html", context)
 
@@ -300,7 +305,7 @@ async def feedback_list(request: web.Request, who: Account) -> web.StreamRespons
         },
         "statuses": labels.statuses(),
         "back": urlencode(_kept(request.query, (*FEEDBACK_FILTERS, "page"))),
-        "changed": request.query.get("changed", ""),
+        "changed": _count(request.query.get("changed", "")),
     }
     return render(request, "feedback.html", context)
 
