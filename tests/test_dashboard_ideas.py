@@ -495,3 +495,31 @@ async def test_moderator_in_the_browser(page: Any, stack: Stack) -> None:
     await page.goto(str(url("/admin/ideas/ZZZ-ZZZ")))
     await page.get_by_role("heading", name="Idee nicht gefunden").wait_for()
     assert await axe_violations(page) == []
+
+    await page.goto(str(url(f"/admin/ideas/{reference}?lang=en")))  # the same page in English
+    await page.get_by_role("heading", name=f"Idea {reference}").wait_for()
+    assert await page.get_by_label("Moderation status").input_value() == "approved"
+    assert await axe_violations(page) == []
+
+
+async def test_every_moderation_route_needs_a_session(http: TestClient, kz: Kiezstimme) -> None:
+    reference = await idea_by_talking(kz, "nobody-signed-in", GERMAN_IDEA)
+    routes = [
+        ("GET", "/admin/ideas"),
+        ("POST", "/admin/ideas"),
+        ("GET", f"/admin/ideas/{reference}"),
+        ("POST", f"/admin/ideas/{reference}"),
+        ("GET", f"/admin/media/{reference}/0"),
+        ("GET", "/admin/media/feedback-1/0"),
+        ("GET", "/admin/feedback"),
+        ("POST", "/admin/feedback"),
+        ("GET", "/admin/feedback/1"),
+        ("POST", "/admin/feedback/1"),
+    ]
+    data = {"csrf_token": "x", "status": "spam", "reference": reference, "notify": "on"}
+    for method, path in routes:
+        resp = await http.request(method, path, data=data, allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"] == "/admin/login", (method, path)
+        resp = await http.request(method, path, headers={"Accept": "application/json"}, allow_redirects=False)
+        assert resp.status == 401, (method, path)
+    assert (await idea_row(kz, reference)).status == "new"
