@@ -36,6 +36,7 @@ from bot.conversation.step import (
     SendData,
     StoreFeedback,
     StoreIdea,
+    StoreProfile,
 )
 from bot.storage.contributions import ContributionRepository
 from bot.storage.db import Database
@@ -44,6 +45,7 @@ from bot.storage.media import DEFAULT_MAX_BYTES, MediaStore
 from bot.storage.outbox import Delivered, OutboxRepository
 from bot.storage.partners import attribution as partner_attribution
 from bot.storage.personal_data import personal_data
+from bot.storage.profiles import ProfileRepository
 from bot.storage.residents import ResidentRepository, new_pseudonym
 from bot.storage.sessions import Conflict, SessionRepository, StoredSession
 from bot.values import Inbound, Media, Outgoing, ReachabilityChange
@@ -107,6 +109,7 @@ def _profile(resident: Any, consent_version: str) -> Profile:
         stopped=bool(resident and resident.stopped_at is not None),
         updates=bool(resident and resident.updates_opt_in),
         consent_outdated=agreed and not current,
+        described=bool(resident and resident.described),
     )
 
 
@@ -447,6 +450,8 @@ class ConversationService:
                     now=now,
                 )
                 log.info("idea %s stored (resident %s)", effect.reference, resident.pseudonym)
+            elif isinstance(effect, StoreProfile):  # apart from the idea: keyed by the resident only
+                ProfileRepository().save(conn, resident.id, effect.actor_group, effect.age_band, now)
             elif isinstance(effect, StoreFeedback):
                 unlink += self.contributions.store_feedback(
                     conn,

@@ -60,6 +60,9 @@ def test_complete_dialogue_stores_idea_with_all_fields() -> None:
     assert ideas == [StoreIdea("K7Q-3MX", IDEA, "mobility", "mitte", "en", ())]
     assert [e for e in talk.effects if isinstance(e, RecordConsent)] == [RecordConsent("2026-11")]
     assert talk.conv.profile.updates is True
+    assert talk.node == "idea.actor_group"  # who speaks: voluntary (tests/test_who_speaks.py)
+    talk.send("skip")
+    talk.send("skip")
     assert talk.node == "idea.offer_feedback"
     assert "Thank you for taking part" in talk.say("Not now")
     assert talk.node is None  # dialogue over, the next message brings the menu

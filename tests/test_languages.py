@@ -271,7 +271,7 @@ async def test_idea_and_feedback_in_the_web_chat(http: TestClient, kz: Kiezstimm
     body = await _post(http, client, "👋")
     assert [c["label"] for c in body["messages"][0]["choices"]] == [NAMES[c] for c in CODES]
     texts: list[str] = []
-    steps = [NAMES[code], "yes", "idea", "climate", IDEAS[code], "pankow", "yes", "send", "yes"]
+    steps = [NAMES[code], "yes", "idea", "climate", IDEAS[code], "pankow", "yes", "send", "skip", "skip", "yes"]
     steps += ["agree", IDEAS[code], "disagree", "skip", "unsure", "skip", "agree", "skip"]
     for step in steps:
         body = await _post(http, client, step)
@@ -301,7 +301,8 @@ async def test_idea_and_feedback_in_the_web_chat(http: TestClient, kz: Kiezstimm
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("code", CODES)
 def test_idea_and_feedback_in_the_terminal(database_url: str, tmp_path: Path, code: str) -> None:
-    lines = ["...", NAMES[code], "1", "1", "2", IDEAS[code], "3", "1", "1", "1", "1", "1", "2", "1", "3", "1", "1", "1"]
+    lines = ["...", NAMES[code], "1", "1", "2", IDEAS[code], "3", "1", "1", "10", "6"]  # who speaks: skipped
+    lines += ["1", "1", "1", "2", "1", "3", "1", "1", "1"]
     env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
     result = subprocess.run(
         [sys.executable, "-m", "bot", "chat"],

@@ -50,7 +50,7 @@ async def test_full_dialogue_stores_the_idea(kz: Kiezstimme) -> None:
     replies = await talk(kz, DIALOGUE_DE)
     thanks = next(r for r in replies if "Ihre Nummer ist" in r)
     reference = thanks.split("Ihre Nummer ist ")[1][:7]
-    assert "Meinung zum Entwurf" in replies[-1]  # feedback is offered next
+    assert "welche Gruppe Sie beschreibt" in replies[-1]  # who speaks, voluntary (tests/test_who_speaks.py)
     async with kz.db.read() as conn:
         idea = (await conn.execute(select(Idea.__table__))).one()
         resident = (await conn.execute(select(Resident.__table__))).one()

@@ -65,6 +65,9 @@ async def test_whole_dialogue_with_buttons(
         assert all(m["lang"] == lang for m in body["messages"]), body  # never another language
     assert thanks in body["messages"][0]["text"]
     assert body["messages"][0]["choices"] == []
+    assert "youth" in choice_values(body)  # who speaks, voluntary (tests/test_who_speaks.py)
+    await post(http, "skip", client)
+    body = await post(http, "skip", client)
     assert choice_values(body) == ["yes", "no"]  # feedback on the draft is offered next
     async with kz.db.read() as conn:
         idea = (await conn.execute(select(Idea.language, Idea.channel))).one()

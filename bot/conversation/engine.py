@@ -43,7 +43,7 @@ __all__ = ["Engine", "Run", "contact_of", "normalise"]
 
 MAX_HOPS = 64
 ECHO = 200  # at most this much of a resident's own text is repeated back to them
-PROFILE_FIELDS = ("language", "consented", "updates")
+PROFILE_FIELDS = ("language", "consented", "updates", "described")
 MAX_ALBUM = 10  # photos of one album kept for one answer (Telegram and MMS albums hold at most 10)
 UNSUPPORTED = {
     "location": M.UNSUPPORTED_LOCATION,

@@ -5,7 +5,7 @@ node can be reached from the entry or the menu. Every problem is
 
 from __future__ import annotations
 
-from bot.conversation.flows import ACTIONS, MEDIA_KINDS, OPTION_LISTS, Node, Option
+from bot.conversation.flows import ACTIONS, MEDIA_KINDS, OPTION_LISTS, Choice, Node, Option
 
 
 class NodeChecks:
@@ -61,6 +61,10 @@ class NodeChecks:
     def _ask_choice(self, node: Node) -> None:
         if node.options and node.options not in OPTION_LISTS:
             self.problem(node, f"unknown options list {node.options!r}")
+        elif node.options and not self.options.get(node.options):
+            self.problem(node, f"the list of {node.options} is missing or empty")
+        if node.optional and not any(c.means == "skip" for c in self._choices(node)):
+            self.problem(node, "an optional ask_choice needs a choice with means: skip (what a skip stores)")
         if node.options and node.choices:
             self.problem(node, "use either options or choices, not both")
         if not node.options and not node.choices:
@@ -76,6 +80,9 @@ class NodeChecks:
             self.target(node, node.next, "next")
         if node.nothing_open is not None:
             self.target(node, node.nothing_open, "nothing_open")
+
+    def _choices(self, node: Node) -> list[Option] | tuple[Choice, ...]:
+        return list(self.options.get(node.options, ())) if node.options else node.choices
 
     def _media_kinds(self, node: Node) -> None:
         bad = [m for m in node.accept_media if m not in MEDIA_KINDS]

@@ -16,6 +16,7 @@ from bot.conversation.flow_checks import validate
 from bot.conversation.flows import (
     MEANINGS,
     NODE_KINDS,
+    OPTION_FILES,
     Choice,
     Contact,
     FlowError,
@@ -101,12 +102,14 @@ def _load_languages(folder: Path, problems: list[str]) -> list[Language]:
     return languages
 
 
-def _load_option_list(folder: Path, kind: str, problems: list[str]) -> tuple[Option, ...] | None:
-    """topics, districts or statements; None when the file is missing."""
-    path = folder / f"{kind}.yaml"
+def _load_option_list(folder: Path, kind: str, problems: list[str], required: bool = True) -> tuple[Option, ...] | None:
+    """topics, districts, statements, actor_groups or age_bands; None when the file is
+    missing (a problem only when ``required``)."""
+    path = folder / OPTION_FILES.get(kind, f"{kind}.yaml")
     data = _read_yaml(path, problems) if path.exists() else None
     if data is None:
-        problems.append(f"{path}:1: the list of {kind} is missing")
+        if required:
+            problems.append(f"{path}:1: the list of {kind} is missing")
         return None
     items = []
     seen: set[str] = set()
@@ -171,6 +174,10 @@ def _load_options(folder: Path, problems: list[str]) -> tuple[dict[str, tuple[Op
     options: dict[str, tuple[Option, ...]] = {"languages": tuple(Option(lang.code, lang.name) for lang in languages)}
     for kind in ("topics", "districts", "statements"):
         items = _load_option_list(folder, kind, problems)
+        if items is not None:
+            options[kind] = items
+    for kind in ("actor_groups", "age_bands"):  # optional: a process may not ask who speaks
+        items = _load_option_list(folder, kind, problems, required=False)
         if items is not None:
             options[kind] = items
     return options, tuple(languages)
@@ -302,7 +309,15 @@ def _whatsapp_templates(folder: Path, problems: list[str]) -> dict[str, str]:
     return {str(k): str(v) for k, v in templates.items() if not str(k).startswith("__") and v}
 
 
-_NOT_FLOWS = ("languages.yaml", "topics.yaml", "districts.yaml", "statements.yaml", "process.yaml", "whatsapp.yaml")
+_NOT_FLOWS = (
+    "languages.yaml",
+    "topics.yaml",
+    "districts.yaml",
+    "statements.yaml",
+    "actors.yaml",
+    "process.yaml",
+    "whatsapp.yaml",
+)
 
 
 def _read_process(path: Path, problems: list[str]) -> dict[str, Any]:

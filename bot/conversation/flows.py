@@ -32,13 +32,16 @@ ACTIONS = (
     "decline_consent",
     "set_updates",
     "store_idea",
+    "store_profile",
     "nothing_open",
     "take_kept_idea",
     "drop_kept_idea",
 )
 IDEA_ANSWER = "idea"  # the answer store_idea stores as the idea's text (and free text may become)
 MEANINGS = ("yes", "no", "unsure", "skip")  # what a choice means, so yes/no words and emoji pick it
-OPTION_LISTS = ("languages", "topics", "districts", "statements")
+OPTION_LISTS = ("languages", "topics", "districts", "statements", "actor_groups", "age_bands")
+# option lists kept in a file named otherwise than the list: "who speaks" (flows/actors.yaml)
+OPTION_FILES = {"actor_groups": "actors.yaml", "age_bands": "actors.yaml"}
 MEDIA_KINDS = ("voice", "photo")
 
 
@@ -186,7 +189,7 @@ class FlowSet:
             if kind == "languages":
                 continue
             for opt in opts:
-                yield opt.label, f"{kind}.yaml", 0
+                yield opt.label, OPTION_FILES.get(kind, f"{kind}.yaml"), 0
         if self.contact is not None:
             yield self.contact.hours, "process.yaml", 0
         for phase in self.process.phases:

@@ -19,7 +19,7 @@ from bot.conversation.flows import IDEA_ANSWER as IDEA
 from bot.conversation.flows import Choice, Node
 from bot.conversation.matching import Match, fold, letters, looks_like_idea, media_problem, normalise, words
 from bot.conversation.session import Conversation, Profile
-from bot.conversation.step import EraseResident, Message, Msg, RecordConsent, ReplyChoice, StoreIdea
+from bot.conversation.step import EraseResident, Message, Msg, RecordConsent, ReplyChoice, StoreIdea, StoreProfile
 from bot.values import Media
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,7 +40,13 @@ class AskChoice:
 
     def answer(self, run: Run, node: Node, message: Message) -> None:
         idea_like = looks_like_idea(message.text) and message.choice is None
-        found = run.match(run.choice_list(node), message)
+        choices = run.choice_list(node)
+        skip = next((c for c in choices if c.means == "skip"), None) if node.optional else None
+        if skip is not None and message.choice is None and run.match(choices, message, partial=False) is None:
+            if skipped(run, message):  # an optional question: "nein", "no thanks", "-" skip it
+                take(run, node, skip)
+                return
+        found = run.match(choices, message)
         if found is not None and idea_like and found.coverage < 0.5 and run.can_offer_idea():
             found = None  # "Mehr Radwege in der Stadt": an idea that names a topic, not just a topic
         if found is None and node.options == "languages" and run.guess_language(message.text):
@@ -278,6 +284,16 @@ def _store_idea(run: Run, node: Node) -> str | None:
     return node.next
 
 
+def _store_profile(run: Run, node: Node) -> str | None:
+    """Who speaks, if the resident told us anything (a skip stores nothing); asked once."""
+    v = run.d.vars
+    group, age = (None if v.get(key) in (None, "none") else v.get(key) for key in ("actor_group", "age_band"))
+    if group is not None or age is not None:
+        run.effects.append(StoreProfile(actor_group=group, age_band=age))
+        run.p.described = True
+    return node.next
+
+
 def _nothing_open(run: Run, node: Node) -> str | None:
     """Between phases: what is open now (nothing) and when the next phase opens; after the last, the end."""
     told = run.phase_now()
@@ -314,6 +330,7 @@ ACTIONS: dict[str, Callable[[Run, Node], str | None]] = {
     "decline_consent": _decline_consent,
     "set_updates": _set_updates,
     "store_idea": _store_idea,
+    "store_profile": _store_profile,
 }
 PASSING: dict[str, Callable[[Run, Node], str | None]] = {
     "say": say,

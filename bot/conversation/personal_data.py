@@ -42,6 +42,15 @@ class PersonalData:
     channels: tuple[str, ...]
     ideas: tuple[IdeaRecord, ...] = field(default=())
     ratings: tuple[RatingRecord, ...] = field(default=())
+    who: WhoSpeaks | None = None  # the group and age band they told us, if they did
+
+
+@dataclass(frozen=True)
+class WhoSpeaks:
+    """The "who speaks" answers (ids of flows/actors.yaml; None: skipped)."""
+
+    actor_group: str | None
+    age_band: str | None
 
 
 def lines(flows: FlowSet, data: PersonalData, language: str, zone: tzinfo) -> list[Reply]:
@@ -83,8 +92,19 @@ def lines(flows: FlowSet, data: PersonalData, language: str, zone: tzinfo) -> li
             out.append(line(M.DATA_RATING, number=number, date=day(r.at), rating=rating))
     if not data.ideas and not data.ratings:
         out.append(line(M.DATA_NOTHING_YET))
+    if data.who is not None:
+        out.append(line(M.DATA_ACTOR_GROUP, group=_label(flows, "actor_groups", data.who.actor_group)))
+        out.append(line(M.DATA_AGE_BAND, age=_label(flows, "age_bands", data.who.age_band)))
     out.append(line(M.DATA_FOOTER))
     return out
+
+
+def _label(flows: FlowSet, kind: str, value: str | None) -> Msg | str:
+    """An option's translated label; "not given" for a skip; the id itself if the list no longer has it."""
+    if value is None:
+        return Msg(M.NONE_GIVEN)
+    found = next((o.label for o in flows.options.get(kind, ()) if o.id == value), None)
+    return Msg(found) if found is not None else value
 
 
 def _channel_name(channel: str) -> str:

@@ -19,6 +19,7 @@ class Profile:
     stopped: bool = False
     updates: bool = False
     consent_outdated: bool = False  # agreed to an earlier version of the privacy notice: asked again
+    described: bool = False  # told us who speaks (group or age band): not asked again
 
 
 @dataclass

@@ -92,6 +92,15 @@ class StoreFeedback:
 
 
 @dataclass(frozen=True)
+class StoreProfile:
+    """Who speaks: the actor group and age band the resident chose to tell (None: skipped),
+    kept apart from their ideas, one record per resident."""
+
+    actor_group: str | None
+    age_band: str | None
+
+
+@dataclass(frozen=True)
 class RecordConsent:
     version: str
 
@@ -144,4 +153,4 @@ class Remind:
     kind: str
 
 
-Effect = StoreIdea | StoreFeedback | RecordConsent | EraseResident | Remind | SendData
+Effect = StoreIdea | StoreFeedback | StoreProfile | RecordConsent | EraseResident | Remind | SendData

@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 
 from bot.conversation.personal_data import IdeaRecord, PersonalData, RatingRecord
 from bot.storage.models import ChannelIdentity, Feedback, Idea, Resident
+from bot.storage.profiles import ProfileRepository
 
 
 def personal_data(conn: Connection, resident_id: int) -> PersonalData | None:
@@ -40,4 +41,5 @@ def personal_data(conn: Connection, resident_id: int) -> PersonalData | None:
         ratings=tuple(
             RatingRecord(f.statement, f.rating, f.comment or "", f.updated_at or f.created_at) for f in ratings
         ),
+        who=ProfileRepository().find(conn, resident_id),
     )

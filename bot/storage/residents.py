@@ -24,6 +24,7 @@ from bot.storage.contributions import ContributionRepository
 from bot.storage.db import Database
 from bot.storage.inbox import InboxRepository
 from bot.storage.models import ChannelIdentity, Consent, OutboundMessage, Resident
+from bot.storage.profiles import ProfileRepository, described
 from bot.storage.sessions import SessionRepository
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,12 @@ def new_pseudonym() -> str:
 
 
 _BY_IDENTITY = (
-    select(Resident.__table__, ChannelIdentity.id.label("identity_id"), ChannelIdentity.address.label("address"))
+    select(
+        Resident.__table__,
+        ChannelIdentity.id.label("identity_id"),
+        ChannelIdentity.address.label("address"),
+        described().label("described"),  # told us who speaks: not asked again
+    )
     .join(ChannelIdentity, ChannelIdentity.resident_id == Resident.id)
     .where(
         ChannelIdentity.channel == bindparam("channel"),
@@ -178,6 +184,7 @@ class ResidentRepository:
             )
         ]
         self.contributions.erase(conn, resident_id, keep_ideas=keep_ideas)
+        ProfileRepository().erase(conn, resident_id)  # who speaks (the foreign key cascades it too)
         self.inbox.forget(conn, resident_id, identities, inbound_id)
         _forget_outbox(conn, resident_id, identities, now)
         conn.execute(delete(Resident).where(Resident.id == resident_id))  # identities, session, consents cascade
