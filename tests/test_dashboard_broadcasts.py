@@ -8,6 +8,7 @@ all in the German UI, with axe-core finding nothing on any of the pages."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import os
 import re
@@ -70,11 +71,14 @@ class Stack:
     tw: FakeTwilio
 
 
-@pytest_asyncio.fixture
-async def stack(db: Database, database_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[Stack]:
-    """The bot with Telegram and SMS switched on against the fakes, its sender running as in
-    ``serve``; residents: four on Telegram (de, ar, de, ar), two by SMS (de, ar), one in
-    Leichte Sprache on Telegram, two on WhatsApp (de, ar) outside the 24 h window."""
+@contextlib.asynccontextmanager
+async def running_bot(
+    db: Database, database_url: str, tmp_path: Path, clock: Clock, *, background: bool
+) -> AsyncIterator[Stack]:
+    """The bot with Telegram, SMS and WhatsApp switched on against the fakes (with
+    ``background``, its sender running as in ``serve``); residents: four on Telegram (de, ar,
+    de, ar), two by SMS (de, ar), one in Leichte Sprache on Telegram, two on WhatsApp (ar, de)
+    outside the 24 h window."""
     os.environ.pop("TWILIO_REGION", None)
     os.environ.pop("TWILIO_EDGE", None)
     async with FakeTelegram(token=TOKEN) as tg, FakeTwilio() as tw:
@@ -110,7 +114,7 @@ async def stack(db: Database, database_url: str, tmp_path: Path, clock: Clock) -
             db, 2, languages=("de", "ar"), channels=("whatsapp",), start=7, now=clock.now - timedelta(days=2)
         )
         await add_accounts(kz)
-        client = TestClient(TestServer(make_app(kz, background=True), host="127.0.0.1"))
+        client = TestClient(TestServer(make_app(kz, background=background), host="127.0.0.1"))
         await client.start_server()
         try:
             yield Stack(kz, client, tg, tw)
@@ -118,6 +122,19 @@ async def stack(db: Database, database_url: str, tmp_path: Path, clock: Clock) -
             await client.close()
             await kz.sender.stop()
             await kz.channels.close()
+
+
+@pytest_asyncio.fixture
+async def stack(db: Database, database_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[Stack]:
+    async with running_bot(db, database_url, tmp_path, clock, background=True) as running:
+        yield running
+
+
+@pytest_asyncio.fixture
+async def idle_stack(db: Database, database_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[Stack]:
+    """The same, its sender not started: broadcasts wait in the outbox until the test starts it."""
+    async with running_bot(db, database_url, tmp_path, clock, background=False) as waiting:
+        yield waiting
 
 
 async def test_compose_preview_confirm_and_everyone_gets_it_once_in_their_language(stack: Stack) -> None:
@@ -225,6 +242,9 @@ async def test_cancel_stops_the_messages_that_wait(kz: Kiezstimme, http: TestCli
         async with session.get(location) as resp:
             page_html = await resp.text()
         assert "Cancel the broadcast" in page_html and 'data-stage="in web chat">4<' in page_html
+        async with session.get(location, headers={"Accept": "application/json"}) as resp:
+            numbers = await resp.json()  # what the page's script reads
+        assert numbers["stages"] == {"in web chat": 4} and numbers["channels"] == {"webchat": {"in web chat": 4}}
         # one resident opens the web chat before the organiser cancels: theirs is delivered
         first = await kz.service.take_pending("webchat", "1000000")
         assert [m.text for m in first] == ["Heute Abend: Kiezversammlung."]
@@ -414,3 +434,27 @@ async def test_an_organiser_broadcasts_in_the_browser(page, kz: Kiezstimme, http
     await page.wait_for_url("**/admin/broadcasts")
     assert await page.locator("tbody tr").count() == 1
     assert await axe_violations(page) == [] and await fits(page)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_progress_page_follows_delivery_by_itself(page, idle_stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    kz, http, tg = idle_stack.kz, idle_stack.http, idle_stack.tg
+    await browser_sign_in(page, http, "organiser")
+    await page.goto(str(http.make_url("/admin/broadcasts/new")))
+    await page.get_by_role("textbox", name="Deutsch (de)").fill("Kiezfest am Samstag!")
+    await page.get_by_role("checkbox", name="Telegram").check()
+    await page.get_by_role("button", name="Vorschau").click()
+    await page.get_by_role("button", name="Bestätigen: jetzt senden").click()
+    await page.wait_for_url(re.compile(r".*/admin/broadcasts/\d+.*"))
+    assert await page.locator('dd[data-stage="queued"]').inner_text() == "2"  # nobody sends yet
+    assert await page.locator("#progress[data-refresh]").count() == 1
+    assert await axe_violations(page) == []
+    kz.sender.start()
+    try:  # the page's own script asks for the numbers and, once nothing waits, shows the final state
+        await page.wait_for_selector("#state:has-text('abgeschlossen')", timeout=20_000)
+    finally:
+        await kz.sender.stop()
+    assert await page.locator("#progress[data-refresh]").count() == 0
+    assert await page.locator('dd[data-stage="sent"]').inner_text() == "2"
+    assert await page.locator('dd[data-stage="queued"]').inner_text() == "0"
+    assert sorted(m["chat_id"] for m in tg.sent_messages()) == [1_000_000, 1_000_002]
