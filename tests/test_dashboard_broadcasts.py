@@ -147,6 +147,10 @@ async def test_compose_preview_confirm_and_everyone_gets_it_once_in_their_langua
             assert f'<textarea id="text-{code}" name="text-{code}" lang="{code}"' in compose
         assert 'name="text-ar" lang="ar" dir="rtl"' in compose and 'name="text-de" lang="de" dir="ltr"' in compose
         assert "Leichte Sprache</span>" in compose
+        # who would miss out is visible while writing: residents per language
+        assert '<p id="reach-de-x-ls" class="reach has-residents">1 residents who opted in speak it' in compose
+        assert '<p id="reach-de" class="reach has-residents">4 residents who opted in speak it' in compose
+        assert '<p id="reach-tr" class="reach">Nobody who opted in speaks it yet.' in compose
         for name in ("language", "channel", "district", "topic"):  # source: once residents came through one
             assert f'name="{name}"' in compose
         token = await csrf(session, "/admin/broadcasts/new")
@@ -331,6 +335,9 @@ async def test_only_organisers_broadcast_and_only_with_the_sessions_token(
         token = await csrf(session)
         status, body, _ = await post(session, "/admin/broadcasts?lang=en", {"csrf_token": token, "confirm": "yes"})
         assert status == 400 and "Write the text in at least one language." in body and "<textarea" in body
+        too_long = {"csrf_token": token, "text-de": "x" * 4001, "confirm": "yes"}
+        status, body, _ = await post(session, "/admin/broadcasts?lang=en", too_long)
+        assert status == 400 and "The text in Deutsch is longer than 4000 characters." in body
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(base_url=str(http.make_url("/")), cookie_jar=jar) as anonymous:
         status, _, location = await post(anonymous, "/admin/broadcasts", form)

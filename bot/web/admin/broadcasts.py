@@ -22,6 +22,7 @@ from bot.conversation.flows import Language
 from bot.delivery.outbox import Audience
 from bot.participation import broadcasts as bc
 from bot.storage.accounts import Account
+from bot.storage.audience import AudienceRepository
 from bot.storage.broadcasts import BroadcastRecord, BroadcastRepository, known_sources
 from bot.web.admin.core import DASHBOARD, N_, gettext, page, render, translator, ui_language, wants_json
 from channels.registry import capabilities
@@ -50,6 +51,7 @@ STAGE_LABELS = {
     "cancelled": N_("cancelled"),
 }
 STAGE_ORDER = tuple(STAGE_LABELS)
+MAX_TEXT = 4000  # characters a text may have (Telegram takes 4096; SMS splits it into parts)
 EASY_SUFFIX = "-x-ls"  # Leichte Sprache (BCP 47 private use): never replaced by standard German unasked
 
 
@@ -123,7 +125,8 @@ async def _choices(request: web.Request) -> dict[str, list[tuple[str, str]]]:
 def _read_draft(request: web.Request, form: MultiDictProxy[Any], choices: dict[str, list[tuple[str, str]]]) -> Draft:
     kz = _kz(request)
     typed = {
-        lang.code: str(form.get(f"text-{lang.code}", "")).replace("\r\n", "\n")[:4000] for lang in kz.flows.languages
+        lang.code: str(form.get(f"text-{lang.code}", "")).replace("\r\n", "\n")[: MAX_TEXT * 4]
+        for lang in kz.flows.languages
     }
     filters = {}
     for name in FILTERS:
@@ -139,6 +142,13 @@ def _read_draft(request: web.Request, form: MultiDictProxy[Any], choices: dict[s
     )
     if not draft.texts:
         draft.errors.append(gettext(request, "Write the text in at least one language."))
+    for lang in kz.flows.languages:
+        if len(draft.texts.get(lang.code, "")) > MAX_TEXT:
+            draft.errors.append(
+                gettext(
+                    request, "The text in {language} is longer than {max} characters.", language=lang.name, max=MAX_TEXT
+                )
+            )
     if draft.fallback and draft.fallback not in draft.texts:
         draft.errors.append(gettext(request, "The fallback language has no text."))
     if draft.send_at_typed:
@@ -158,6 +168,10 @@ async def _compose(request: web.Request, draft: Draft | None, status: int = 200)
     choices = await _choices(request)
     if draft is None:
         draft = Draft(typed={}, filters={name: [] for name in FILTERS}, token=secrets.token_urlsafe(12))
+    channels = kz.channels.bulk_targets()
+    per_language: dict[str, int] = {}
+    for _channel, code, n in (await AudienceRepository(kz.db).counts(Audience(), channels, {}))[0]:
+        per_language[code or "?"] = per_language.get(code or "?", 0) + n
     return render(
         request,
         "broadcast_new.html",
@@ -167,6 +181,7 @@ async def _compose(request: web.Request, draft: Draft | None, status: int = 200)
             "draft": draft,
             "filters": FILTERS,
             "filter_labels": FILTER_LABELS,
+            "reach": per_language,
             "zone": kz.settings.timezone,
         },
         status=status,
