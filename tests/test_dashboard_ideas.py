@@ -110,6 +110,8 @@ async def test_search_by_reference_and_by_words(http: TestClient, kz: Kiezstimme
         assert f'href="/admin/ideas/{reference}"' in without_dash and found(without_dash) == 1
         page = await body(viewer, "/admin/ideas?q=SCHATTEN+kanal&lang=en")  # words, any case, any order
         assert "Mehr Bäume und Schatten am Kanal" in page and "Kanal boyunca" not in page
+        for query in ("BÄUME", "AĞAÇ"):  # any case in any script, on SQLite too
+            assert found(await body(viewer, f"/admin/ideas?q={query}&lang=en")) == 1, query
         page = await body(viewer, "/admin/ideas?q=100%25&lang=en")  # LIKE's own characters are literal
         assert found(page) == 0
         # topic and district as labels, in the dashboard's language
@@ -391,6 +393,7 @@ async def test_feedback_comments_filtered_and_moderated(http: TestClient, kz: Ki
         assert "Streets give more room to walking, cycling and buses." in page
         german = await body(moderator, "/admin/feedback?lang=de&rating=disagree")
         assert found(german) == 2 and "Більше автобусів" in german
+        assert found(await body(moderator, "/admin/feedback?lang=en&q=БІЛЬШЕ")) == 1
         assert found(await body(moderator, "/admin/feedback?lang=en&language=de&statement=streets")) == 1
         token = await csrf(moderator, "/admin/feedback")
         form = aiohttp.FormData([("csrf_token", token), ("status", "hidden"), ("id", str(ids[0])), ("id", "999999")])

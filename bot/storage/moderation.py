@@ -3,12 +3,14 @@ searched, filtered and paged in the database (both SQLite and PostgreSQL), never
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Text, and_, cast, func, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.storage.db import Database
@@ -30,10 +32,26 @@ def _has_media(column: Any) -> ColumnElement[bool]:
     return and_(as_text.is_not(None), as_text.not_in(_EMPTY_MEDIA))
 
 
-def _words(column: Any, q: str) -> ColumnElement[bool]:
-    """Every word of ``q`` somewhere in ``column``, ignoring case (ILIKE on PostgreSQL,
-    lower() LIKE lower() on SQLite)."""
-    return and_(*(column.ilike(_like(word), escape="\\") for word in q.split()))
+FOLD = "kz_casefold"  # SQLite's lower() knows only ASCII: "ÄPFEL", "Straße", "МОСТ" need Python's casefold
+
+
+def _casefold(value: str | None) -> str | None:
+    return value.casefold() if isinstance(value, str) else value
+
+
+def _words(column: Any, q: str, sqlite: bool) -> ColumnElement[bool]:
+    """Every word of ``q`` somewhere in ``column``, in any case and any script: ILIKE on
+    PostgreSQL, both sides case-folded by Python on SQLite (see :func:`_with_casefold`)."""
+    if sqlite:
+        return and_(*(func.kz_casefold(column).like(_like(w.casefold()), escape="\\") for w in q.split()))
+    return and_(*(column.ilike(_like(w), escape="\\") for w in q.split()))
+
+
+def _with_casefold(conn: Connection) -> None:
+    """Give this SQLite connection the case-folding function the word search uses."""
+    raw = conn.connection.driver_connection
+    if isinstance(raw, sqlite3.Connection):
+        raw.create_function(FOLD, 1, _casefold, deterministic=True)
 
 
 @dataclass(frozen=True)
@@ -49,14 +67,14 @@ class IdeaFilter:
     source: str = ""
     has_media: bool | None = None
 
-    def conditions(self) -> list[ColumnElement[bool]]:
+    def conditions(self, sqlite: bool) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []
         q = self.q.strip()
         if q:
             reference = q.upper()
             if len(reference) == 6 and reference.isalnum():  # typed without its dash
                 reference = f"{reference[:3]}-{reference[3:]}"
-            where.append(or_(Idea.reference.ilike(_like(reference), escape="\\"), _words(Idea.text, q)))
+            where.append(or_(Idea.reference.ilike(_like(reference), escape="\\"), _words(Idea.text, q, sqlite)))
         if self.since is not None:
             where.append(Idea.created_at >= self.since)
         if self.until is not None:
@@ -90,11 +108,11 @@ class FeedbackFilter:
     language: str = ""
     channel: str = ""
 
-    def conditions(self) -> list[ColumnElement[bool]]:
+    def conditions(self, sqlite: bool) -> list[ColumnElement[bool]]:
         # comments are what is moderated: a bare rating has nothing to read
         where: list[ColumnElement[bool]] = [or_(Feedback.comment != "", _has_media(Feedback.media))]
         if self.q.strip():
-            where.append(_words(Feedback.comment, self.q))
+            where.append(_words(Feedback.comment, self.q, sqlite))
         for column, value in (
             (Feedback.statement, self.statement),
             (Feedback.rating, self.rating),
@@ -139,16 +157,18 @@ class ModerationRepository:
 
     async def ideas(self, wanted: IdeaFilter, limit: int, offset: int) -> Listing:
         """One page of the matching ideas, newest first, and how many match in all."""
-        where = wanted.conditions()
+        where = wanted.conditions(self.db.is_sqlite)
         joined = select(*_IDEA_COLUMNS).outerjoin(Resident, Resident.id == Idea.resident_id).where(*where)
         counted = (
             select(func.count()).select_from(Idea).outerjoin(Resident, Resident.id == Idea.resident_id).where(*where)
         )
-        async with self.db.read() as conn:
-            total = (await conn.execute(counted)).scalar_one()
-            page = joined.order_by(Idea.created_at.desc(), Idea.id.desc()).limit(limit).offset(offset)
-            rows = list((await conn.execute(page)).all())
-        return Listing(rows, total)
+        page = joined.order_by(Idea.created_at.desc(), Idea.id.desc()).limit(limit).offset(offset)
+
+        def work(conn: Connection) -> Listing:
+            _with_casefold(conn)
+            return Listing(list(conn.execute(page).all()), conn.execute(counted).scalar_one())
+
+        return await self.db.run(work, write=False)
 
     async def idea(self, reference: str) -> Any | None:
         query = select(*_IDEA_COLUMNS).outerjoin(Resident, Resident.id == Idea.resident_id)
@@ -170,18 +190,21 @@ class ModerationRepository:
     # --- feedback comments ---------------------------------------------------------------------
 
     async def feedback(self, wanted: FeedbackFilter, limit: int, offset: int) -> Listing:
-        where = wanted.conditions()
-        async with self.db.read() as conn:
-            total = (await conn.execute(select(func.count()).select_from(Feedback).where(*where))).scalar_one()
-            query = (
-                select(Feedback.__table__)
-                .where(*where)
-                .order_by(Feedback.updated_at.desc(), Feedback.id.desc())
-                .limit(limit)
-                .offset(offset)
-            )
-            rows = list((await conn.execute(query)).all())
-        return Listing(rows, total)
+        where = wanted.conditions(self.db.is_sqlite)
+        counted = select(func.count()).select_from(Feedback).where(*where)
+        page = (
+            select(Feedback.__table__)
+            .where(*where)
+            .order_by(Feedback.updated_at.desc(), Feedback.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+
+        def work(conn: Connection) -> Listing:
+            _with_casefold(conn)
+            return Listing(list(conn.execute(page).all()), conn.execute(counted).scalar_one())
+
+        return await self.db.run(work, write=False)
 
     async def feedback_item(self, feedback_id: int) -> Any | None:
         async with self.db.read() as conn:
