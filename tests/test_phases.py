@@ -170,8 +170,9 @@ def test_upcoming_dialogue_says_when_it_opens(tmp_path: Path) -> None:
     assert "Give feedback" not in talk.say("MENU")  # the feedback phase is not open yet
     for line in ["1", "1", "More night buses to the outer districts", "1", "1"]:
         talk.send(line)
-    reply = talk.say("1")
-    assert "Your reference is" in reply
+    assert "Your reference is" in talk.say("1")
+    talk.send("skip")  # who speaks: voluntary (tests/test_who_speaks.py)
+    reply = talk.say("skip")
     assert "Feedback on the draft strategy opens on January 1, 2030." in reply  # with a Babel date
     assert talk.node is None
 
@@ -180,7 +181,9 @@ def test_dialogue_not_yet_open_in_german_dates(tmp_path: Path) -> None:
     talk = talk_at(tmp_path, utc("2026-12-01 10:00"))
     for line in ["👋", "1", "1", "1", "1", "Mehr Bäume und Schatten am Kanal", "1", "1"]:
         talk.send(line)
-    assert "beginnt am 1. Januar 2030" in talk.say("1")
+    talk.send("1")
+    talk.send("nein")  # who speaks: voluntary (tests/test_who_speaks.py)
+    assert "beginnt am 1. Januar 2030" in talk.say("nein")
 
 
 def test_resident_mid_idea_may_finish_within_the_grace(tmp_path: Path) -> None:
