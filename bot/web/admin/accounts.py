@@ -1,6 +1,6 @@
 """The organisers' own pages: the audit log (who did what, when) and the accounts (create or
 update one with a role and a password, disable one). Only an organiser sees them; every change
-is audited in the transaction that makes it."""
+is audited (a disabling in the transaction that makes it)."""
 
 from __future__ import annotations
 

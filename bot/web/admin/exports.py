@@ -37,7 +37,7 @@ DOWNLOADS = (
         "csv",
         "/admin/export/ideas.csv",
         N_("Ideas as a spreadsheet (CSV)"),
-        N_("Every idea with topic and district as ids and as German labels; opens in Excel and LibreOffice."),
+        N_("Every idea with topic and district as ids and as labels; opens in Excel and LibreOffice."),
     ),
     Download(
         "ideas",
