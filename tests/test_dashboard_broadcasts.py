@@ -160,8 +160,9 @@ async def test_compose_preview_confirm_and_everyone_gets_it_once_in_their_langua
         # 8 residents (4 Telegram, 2 SMS, 2 WhatsApp) in 2 languages; 2 SMS of one segment each at 0.08
         assert "goes to 8 residents in 2 languages: about 2 SMS segments, about €0.16." in preview
         # WhatsApp outside the window: the German template reaches them, Arabic has none
-        assert "Deutsch: 1 residents wrote last more than 24 hours ago; they get the approved template" in preview
-        assert "العربية: 1 residents wrote last more than 24 hours ago and there is no approved template" in preview
+        german = '<bdi lang="de">Deutsch</bdi></strong>:\n1 residents wrote last more than 24 hours ago; they get the'
+        arabic = '<bdi lang="ar">العربية</bdi></strong>:\n<span class="error">1 residents wrote last more than 24 hours'
+        assert german in preview and arabic in preview
         # Leichte Sprache has a resident and no text: flagged, and not replaced by German
         flags = preview[preview.index("Languages without a text") : preview.index("Audience per channel")]
         assert "Leichte Sprache" in flags and "1 residents get nothing" in flags

@@ -419,6 +419,16 @@ async def detail(request: web.Request, who: Account) -> web.StreamResponse:
             "channels": channels,
             "running": running,
             "cancellable": record.cancelled_at is None and (record.scheduled or progress.stoppable > 0),
+            "texts": [
+                {
+                    "code": code,
+                    "name": lang.name if lang else code,
+                    "dir": lang.direction if lang else "auto",
+                    "text": text,
+                }
+                for code, text in record.texts.items()
+                for lang in [kz.flows.language(code)]
+            ],
             "stage_order": STAGE_ORDER,
             "stage_labels": {k: tr.gettext(v) for k, v in STAGE_LABELS.items()},
         },
