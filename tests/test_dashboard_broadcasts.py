@@ -27,6 +27,7 @@ from sqlalchemy import func, select, update
 
 from bot.app import Kiezstimme, build
 from bot.config import load_settings
+from bot.participation.broadcasts import queue_due
 from bot.participation.scheduler import BROADCASTS_JOB, ReminderClock
 from bot.storage.db import Database
 from bot.storage.models import AuditEntry, Broadcast, OutboundMessage, Resident
@@ -266,6 +267,15 @@ async def test_cancel_stops_the_messages_that_wait(kz: Kiezstimme, http: TestCli
         assert await _waiting(kz) == 0
         assert await count(kz.db, OutboundMessage, OutboundMessage.status == "cancelled") == 3
         assert await kz.service.take_pending("webchat", "1000001") == []  # never handed over
+        # a message a sender had in hand at that moment, retried later, is stopped by the next check
+        async with kz.db.transaction() as conn:
+            retried = (
+                select(func.min(OutboundMessage.id)).where(OutboundMessage.status == "cancelled").scalar_subquery()
+            )
+            await conn.execute(update(OutboundMessage).where(OutboundMessage.id == retried).values(status="pending"))
+        assert await _waiting(kz) == 1
+        await queue_due(kz)
+        assert await _waiting(kz) == 0
         async with session.get(back) as resp:
             page_html = await resp.text()
         assert "cancelled at" in page_html and 'data-stage="cancelled">3<' in page_html

@@ -21,6 +21,7 @@ from bot.storage.outbox import OutboxRepository
 from channels.registry import capabilities
 
 FINAL = ("sent", "delivered", "read", "failed", "undelivered", "skipped", "expired", "in web chat", CANCELLED)
+RECHECK_CANCELLED = timedelta(hours=1)  # a retried message comes back within this long
 # how the progress of a broadcast is told: the outbox's statuses in four groups (and two more)
 STAGES = {
     "pending": "queued",
@@ -218,9 +219,15 @@ async def queue(kz: Kiezstimme, broadcast: BroadcastRecord) -> int:
 
 async def queue_due(kz: Kiezstimme) -> list[int]:
     """Queue every recorded broadcast whose time has come (the scheduler runs this often;
-    running it twice, or in two processes, queues nothing twice)."""
+    running it twice, or in two processes, queues nothing twice). And stop again what of a
+    recently cancelled broadcast waits once more: a message that was in a sender's hands when
+    its broadcast was cancelled, and failed for a reason worth retrying, went back to the queue."""
+    repo = BroadcastRepository(kz.db)
+    now = kz.service.clock()
+    for key in await repo.cancelled_since(now - RECHECK_CANCELLED):
+        await repo.stop_pending(key, now)
     done = []
-    for broadcast in await BroadcastRepository(kz.db).due(kz.service.clock()):
+    for broadcast in await repo.due(now):
         await queue(kz, broadcast)
         done.append(broadcast.id)
     return done

@@ -177,6 +177,12 @@ class BroadcastRepository:
 
         return await self.db.run(work)
 
+    async def cancelled_since(self, since: datetime) -> list[str]:
+        """Keys of the broadcasts cancelled after ``since``."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(Broadcast.key).where(Broadcast.cancelled_at >= since))
+            return list(rows.scalars())
+
     async def stop_pending(self, key: str, now: datetime) -> int:
         """Messages of a key still waiting → cancelled (a broadcast cancelled while it was being queued)."""
         stmt = (
