@@ -18,7 +18,12 @@ from tests.dashboard_helpers import ACCOUNTS, PASSWORD, add_accounts, as_role, c
 from tests.test_cli import run
 
 PARAM = re.compile(r"\{[^}]+\}")
-SAMPLE = {"reference": "K7QX2MA", "id": "1", "i": "0", "name": "x"}
+SAMPLE = {"reference": "K7QX2MA", "owner": "K7QX2MA", "id": "1", "index": "0", "kind": "telegram"}
+
+
+def _sample(match: re.Match[str]) -> str:
+    """A value for a route parameter (the router's formatter names them without their patterns)."""
+    return SAMPLE.get(match.group(0)[1:-1], "1")
 
 
 def admin_routes(http: TestClient) -> list[tuple[str, str]]:
@@ -29,7 +34,7 @@ def admin_routes(http: TestClient) -> list[tuple[str, str]]:
         path = info.get("path") or info.get("formatter") or ""
         if not path.startswith("/admin") or route.method == "HEAD":
             continue
-        path = PARAM.sub(lambda m: SAMPLE.get(m.group(0)[1:-1].split(":")[0], "1"), path)
+        path = PARAM.sub(_sample, path)
         out.append((route.method, path))
     return sorted(set(out))
 
