@@ -13,15 +13,17 @@ from bot.app import Kiezstimme
 from bot.conversation.i18n import Translator
 from bot.storage.moderation import NO_DISTRICT, STATUSES
 from bot.web.admin.core import DASHBOARD, N_, gettext, ui_language
+from channels import registry
 
 STATUS_LABELS = {"new": N_("new"), "approved": N_("approved"), "hidden": N_("hidden"), "spam": N_("spam")}
 RATING_LABELS = {"agree": N_("agrees"), "disagree": N_("disagrees"), "unsure": N_("not sure")}
+# display names; the channels themselves come from the registry (a new channel shows by its name)
 CHANNEL_LABELS = {
     "telegram": "Telegram",
     "sms": "SMS",
     "whatsapp": "WhatsApp",
     "webchat": N_("web chat"),
-    "console": N_("console"),
+    "console": N_("terminal"),
 }
 
 
@@ -86,7 +88,7 @@ class Labels:
         return [(lang.code, f"{lang.name} ({lang.code})") for lang in self.kz.flows.languages]
 
     def channels(self) -> list[tuple[str, str]]:
-        return [(c, self.channel(c)) for c in CHANNEL_LABELS]
+        return [(spec.name, self.channel(spec.name)) for spec in registry.specs()]
 
     def statuses(self) -> list[tuple[str, str]]:
         return [(s, self.status(s)) for s in STATUSES]
