@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text, true
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, text, true
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import aliased
 
 from bot.storage.db import Database
 from bot.storage.models import ChannelIdentity, Feedback, Idea, OutboundMessage, Partner, Profile, Resident
@@ -72,28 +73,22 @@ class Statistics:
     deliveries: list[tuple[str, str, int]] = field(default_factory=list)  # (campaign key, status, messages)
 
 
-def _first_channel() -> Any:
-    """(resident_id, channel) of each resident's first channel identity."""
-    first = (
-        select(ChannelIdentity.resident_id, func.min(ChannelIdentity.id).label("first_id"))
-        .group_by(ChannelIdentity.resident_id)
-        .subquery("first")
-    )
-    return (
-        select(first.c.resident_id, ChannelIdentity.channel)
-        .join(ChannelIdentity, ChannelIdentity.id == first.c.first_id)
-        .subquery("first_channel")
+def _first_identity() -> ColumnElement[bool]:
+    """Joins a resident's first channel identity (none older of the same resident): an index
+    look-up per resident on both databases. (A join to a grouped subquery, or ``id IN`` a list of
+    first ids, took SQLite quadratic time: it cannot index a derived table and drove the index
+    look-up by the whole list for every resident.)"""
+    older = aliased(ChannelIdentity)
+    return and_(
+        ChannelIdentity.resident_id == Resident.id,
+        ~exists().where(older.resident_id == ChannelIdentity.resident_id, older.id < ChannelIdentity.id),
     )
 
 
-def _idea_authors(window: Window) -> Any:
-    """Residents with at least one idea in the window, each once."""
-    return (
-        select(Idea.resident_id)
-        .where(Idea.resident_id.is_not(None), window.where(Idea.created_at))
-        .group_by(Idea.resident_id)
-        .subquery("authors")
-    )
+def _has_idea(window: Window) -> Any:
+    """1 for a resident with at least one idea in the window (counted with COUNT), else NULL."""
+    authors = select(Idea.resident_id).where(Idea.resident_id.is_not(None), window.where(Idea.created_at))
+    return case((Resident.id.in_(authors), 1))
 
 
 def _hour(conn: Connection, column: Any) -> Any:
@@ -116,37 +111,36 @@ def _campaign(key: Any) -> Any:
     return func.rtrim(func.rtrim(without_identity, _DIGITS), ":"), without_identity
 
 
-def _new_residents(conn: Connection, window: Window, first: Any) -> list[tuple[datetime, str | None, int]]:
+def _new_residents(conn: Connection, window: Window) -> list[tuple[datetime, str | None, int]]:
     hour = _hour(conn, Resident.created_at).label("hour")
     rows = conn.execute(
-        select(hour, first.c.channel, func.count())
+        select(hour, ChannelIdentity.channel, func.count())
         .select_from(Resident)
-        .outerjoin(first, first.c.resident_id == Resident.id)
+        .outerjoin(ChannelIdentity, _first_identity())
         .where(window.where(Resident.created_at))
-        .group_by(hour, first.c.channel)
+        .group_by(hour, ChannelIdentity.channel)
     ).all()
     return [(_as_hour(h), ch, n) for h, ch, n in rows]
 
 
-def _funnel(conn: Connection, window: Window, first: Any, authors: Any) -> list[FunnelRow]:
+def _funnel(conn: Connection, window: Window) -> list[FunnelRow]:
     rows = conn.execute(
         select(
             Resident.language,
-            first.c.channel,
+            ChannelIdentity.channel,
             func.count(),
             func.count(Resident.consented_at),
-            func.count(authors.c.resident_id),
+            func.count(_has_idea(window)),
         )
         .select_from(Resident)
-        .outerjoin(first, first.c.resident_id == Resident.id)
-        .outerjoin(authors, authors.c.resident_id == Resident.id)
+        .outerjoin(ChannelIdentity, _first_identity())
         .where(window.where(Resident.created_at))
-        .group_by(Resident.language, first.c.channel)
+        .group_by(Resident.language, ChannelIdentity.channel)
     ).all()
     return [FunnelRow(*row) for row in rows]
 
 
-def _partners(conn: Connection, window: Window, authors: Any) -> list[PartnerRow]:
+def _partners(conn: Connection, window: Window) -> list[PartnerRow]:
     counted = {
         source: (started, consented, with_idea)
         for source, started, consented, with_idea in conn.execute(
@@ -154,9 +148,8 @@ def _partners(conn: Connection, window: Window, authors: Any) -> list[PartnerRow
                 Resident.source,
                 func.count(),
                 func.count(Resident.consented_at),
-                func.count(authors.c.resident_id),
+                func.count(_has_idea(window)),
             )
-            .outerjoin(authors, authors.c.resident_id == Resident.id)
             .where(Resident.source.like(PARTNER_PREFIX + "%"), window.where(Resident.created_at))
             .group_by(Resident.source)
         ).all()
@@ -171,13 +164,13 @@ def _partners(conn: Connection, window: Window, authors: Any) -> list[PartnerRow
     return out
 
 
-def _profiles(conn: Connection, window: Window, first: Any) -> tuple[list[Any], list[tuple[str | None, int]]]:
+def _profiles(conn: Connection, window: Window) -> tuple[list[Any], list[tuple[str | None, int]]]:
     groups = conn.execute(
-        select(Profile.actor_group, first.c.channel, func.count())
+        select(Profile.actor_group, ChannelIdentity.channel, func.count())
         .join(Resident, Resident.id == Profile.resident_id)
-        .outerjoin(first, first.c.resident_id == Profile.resident_id)
+        .outerjoin(ChannelIdentity, _first_identity())
         .where(Profile.actor_group.is_not(None), window.where(Resident.created_at))
-        .group_by(Profile.actor_group, first.c.channel)
+        .group_by(Profile.actor_group, ChannelIdentity.channel)
     ).all()
     ages = conn.execute(
         select(Profile.age_band, func.count())
@@ -210,10 +203,8 @@ def _deliveries(conn: Connection, window: Window) -> list[tuple[str, str, int]]:
 def _collect(conn: Connection, window: Window) -> Statistics:
     if conn.dialect.name == "postgresql":
         conn.execute(text("SET LOCAL enable_nestloop = off"))  # whole-table counts: hash joins (see db.py)
-    first = _first_channel()
-    authors = _idea_authors(window)
     stats = Statistics()
-    stats.new_residents = _new_residents(conn, window, first)
+    stats.new_residents = _new_residents(conn, window)
     stats.ideas = [
         (t, d, n)
         for t, d, n in conn.execute(
@@ -222,7 +213,7 @@ def _collect(conn: Connection, window: Window) -> Statistics:
             .group_by(Idea.topic, Idea.district)
         ).all()
     ]
-    stats.funnel = _funnel(conn, window, first, authors)
+    stats.funnel = _funnel(conn, window)
     stats.districts = [
         (d, n)
         for d, n in conn.execute(
@@ -231,8 +222,8 @@ def _collect(conn: Connection, window: Window) -> Statistics:
             .group_by(Idea.district)
         ).all()
     ]
-    stats.actor_groups, stats.age_bands = _profiles(conn, window, first)
-    stats.partners = _partners(conn, window, authors)
+    stats.actor_groups, stats.age_bands = _profiles(conn, window)
+    stats.partners = _partners(conn, window)
     stats.ratings = [
         tuple(r)  # type: ignore[misc]
         for r in conn.execute(
