@@ -308,7 +308,7 @@ async def test_keep_ideas_leaves_the_text_without_resident_or_media(kz: Kiezstim
     assert record["text"] == IDEA and record["resident"] is None and record["media"] == []
     out = io.StringIO()
     await export_ideas(kz.db, kz.settings, "csv", out)
-    assert out.getvalue().splitlines()[1].endswith(",")  # an empty resident cell
+    assert ",new,,," in out.getvalue().splitlines()[1]  # empty media and resident cells, then the labels
 
 
 async def test_delete_without_keeping_ideas_deletes_them(kz: Kiezstimme, tmp_path: Path) -> None:
@@ -386,13 +386,16 @@ async def test_rating_again_updates_the_one_rating(kz: Kiezstimme, clock: Clock,
         "created_at",
         "updated_at",
         "resident",
+        "statement_label",
+        "rating_label",
     ]
     assert records[0]["created_at"] == "2026-11-26T10:00:00+01:00"
     assert records[0]["updated_at"] == "2026-11-28T10:00:30+01:00"
     out = io.StringIO()
     await export_feedback(kz.db, kz.settings, "csv", out)
     assert out.getvalue().startswith(
-        "\ufeffstatement,rating,comment,media,language,channel,created_at,updated_at,resident\r\n"
+        "\ufeffstatement,rating,comment,media,language,channel,created_at,updated_at,resident,"
+        "statement_label,rating_label\r\n"
     )
 
 

@@ -207,6 +207,8 @@ async def test_export_is_pseudonymous_and_spreadsheet_safe(kz: Kiezstimme) -> No
         "status",
         "media",
         "resident",
+        "topic_label",
+        "district_label",
     }
     assert first["district"] is None and first["topic"] == "administration" and first["channel"] == "webchat"
     assert first["created_at"] == "2026-11-26T10:00:00+01:00"  # Europe/Berlin, with offset
@@ -218,7 +220,8 @@ async def test_export_is_pseudonymous_and_spreadsheet_safe(kz: Kiezstimme) -> No
     await export_ideas(kz.db, kz.settings, "csv", out)
     csv_text = out.getvalue()
     assert csv_text.startswith(
-        "\ufeffreference,text,topic,district,language,channel,created_at,status,media,resident\r\n"
+        "\ufeffreference,text,topic,district,language,channel,created_at,status,media,resident,"
+        "topic_label,district_label\r\n"
     )
     assert "'=HYPERLINK" in csv_text and ",=HYPERLINK" not in csv_text
     assert "client-" not in csv_text
