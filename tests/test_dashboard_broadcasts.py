@@ -409,6 +409,8 @@ async def test_the_cli_broadcast_is_in_the_dashboards_list(
         key=None,
         no_wait=True,
     )
+    too_long = argparse.Namespace(**{**vars(args), "key": "k" * 65})
+    assert await broadcast(make_settings(database_url, tmp_path), too_long) == 2  # the table's key has 64
     assert await broadcast(make_settings(database_url, tmp_path), args) == 0
     assert await broadcast(make_settings(database_url, tmp_path), args) == 0  # again: one broadcast
     assert await count(kz.db, Broadcast) == 1 and await count(kz.db, OutboundMessage) == 2

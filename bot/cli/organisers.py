@@ -106,6 +106,8 @@ def _audience(args: argparse.Namespace) -> Audience:
     )
 
 
+KEY_MAX = 64  # the broadcasts table's key column
+
 _AUDIENCE_COLUMNS = (
     "channel",
     "language",
@@ -196,6 +198,9 @@ async def broadcast(settings: Settings, args: argparse.Namespace) -> int:
     try:
         texts = _broadcast_texts(kz, args, console)
         if texts is None:
+            return 2
+        if args.key and len(args.key) > KEY_MAX:
+            console.print(f"[red]--key may have at most {KEY_MAX} characters (it names the broadcast)[/red]")
             return 2
         audience = _audience(args)
         preview = await bc.dry_run(kz, texts, args.fallback, audience, settings.sms_price)
