@@ -10,12 +10,17 @@ words through the pure engine."""
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func, inspect, select
 
 from bot.cli.sms_report import MAX_SEGMENTS
+from bot.config import SHIPPED_FLOWS_DIR
 from bot.conversation import texts as M
+from bot.conversation.flow_files import load_flows
+from bot.conversation.flows import FlowError
 from bot.conversation.session import Conversation, Dialogue, Profile
 from bot.conversation.step import StoreProfile
 from bot.storage.models import Idea, Resident
@@ -250,3 +255,68 @@ def test_a_word_inside_a_sentence_and_a_typo() -> None:
     talk.send("refugee")
     talk.send("30-44")
     assert stored(talk) == [StoreProfile("refugee", "30_44")]
+
+
+@pytest.mark.parametrize(
+    ("code", "said", "band"),
+    [("de", "34", "30_44"), ("de", "34 Jahre", "30_44"), ("en", "70", "65_plus"), ("ar", "٣٤", "30_44")]
+    + [("fa", "۱۷", "under_18"), ("de", "3", "30_44")],  # "3": the list's own number comes first
+)
+def test_a_typed_age_picks_its_band(code: str, said: str, band: str) -> None:
+    talk = at_question(code, "idea.age_band")
+    talk.send(said)
+    assert stored(talk) == [StoreProfile(None, band)]
+
+
+def test_an_age_no_band_holds_is_not_understood() -> None:
+    talk = at_question("de", "idea.age_band")
+    assert de(M.NOT_UNDERSTOOD) in talk.say("131")
+    assert talk.node == "idea.age_band" and not stored(talk)
+
+
+# --- the categories are data, and flows check guards them ---------------------------------------
+
+
+@pytest.fixture
+def flows_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "flows"
+    shutil.copytree(SHIPPED_FLOWS_DIR, target)
+    return target
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def problems(folder: Path) -> list[str]:
+    with pytest.raises(FlowError) as caught:
+        load_flows(folder)
+    return caught.value.problems
+
+
+def test_overlapping_age_bands_are_refused(flows_copy: Path) -> None:
+    edit(flows_copy / "actors.yaml", "years: [30, 44]", "years: [29, 44]")
+    assert any("the years of '18_29' and '30_44' overlap" in p for p in problems(flows_copy))
+
+
+def test_an_alias_given_to_two_groups_is_refused(flows_copy: Path) -> None:
+    edit(flows_copy / "actors.yaml", "de: [Wirtschaft,", "de: [Jugend, Wirtschaft,")
+    assert any("alias 'Jugend' (de)" in p and "'business'" in p and "'youth'" in p for p in problems(flows_copy))
+
+
+def test_an_optional_choice_needs_a_skip_entry(flows_copy: Path) -> None:
+    edit(
+        flows_copy / "actors.yaml",
+        '    label: "None of these / skip"\n    means: skip',
+        '    label: "None of these / skip"',
+    )
+    found = problems(flows_copy)
+    assert any("idea.actor_group" in p and "means: skip" in p for p in found), found
+
+
+def test_without_the_lists_the_question_is_refused(flows_copy: Path) -> None:
+    (flows_copy / "actors.yaml").unlink()
+    found = problems(flows_copy)
+    assert any("'idea.actor_group'" in p and "actor_groups is missing" in p for p in found), found

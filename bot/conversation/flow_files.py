@@ -126,9 +126,32 @@ def _load_option_list(folder: Path, kind: str, problems: list[str], required: bo
         means = _str(item.get("means"))
         if means is not None and means not in MEANINGS:
             problems.append(f"{path}:{line}: means must be one of {', '.join(MEANINGS)}")
-        items.append(Option(oid, str(item[key]), _aliases(item.get("aliases"), f"{path}:{line}", problems), means))
+        aliases = _aliases(item.get("aliases"), f"{path}:{line}", problems)
+        items.append(Option(oid, str(item[key]), aliases, means, _years(item.get("years"), f"{path}:{line}", problems)))
     _check_aliases(items, str(path), problems)
+    _check_years(items, str(path), problems)
     return tuple(items)
+
+
+def _years(data: Any, where: str, problems: list[str]) -> tuple[int, int] | None:
+    """``years: [18, 29]``: the ages of an age band, first and last included."""
+    if data is None:
+        return None
+    if not (isinstance(data, list) and len(data) == 2 and all(type(y) is int and y >= 0 for y in data)):
+        problems.append(f"{where}: years must be two ages, the first and the last, e.g. [18, 29]")
+        return None
+    if data[0] > data[1]:
+        problems.append(f"{where}: years must start with the lower age")
+        return None
+    return data[0], data[1]
+
+
+def _check_years(items: list[Option], file: str, problems: list[str]) -> None:
+    """No age may fall into two bands (a typed age would be taken for the wrong one)."""
+    spans = sorted((o.years, o.id) for o in items if o.years is not None)
+    for (first, a), (second, b) in zip(spans, spans[1:], strict=False):
+        if second[0] <= first[1]:
+            problems.append(f"{file}:1: the years of {a!r} and {b!r} overlap")
 
 
 def _aliases(data: Any, where: str, problems: list[str]) -> dict[str, tuple[str, ...]]:

@@ -108,6 +108,7 @@ class Option:
     label: str  # msgid, or an endonym for languages
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)  # language ("*": any) -> words
     means: str | None = None  # "yes", "no", "unsure", "skip": those answer words pick it
+    years: tuple[int, int] | None = None  # an age band's ages: a typed age ("34") picks it
 
 
 @dataclass(frozen=True)

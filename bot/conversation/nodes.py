@@ -9,6 +9,7 @@ Nodes that wait for the resident (``ask_choice``, ``ask_text``,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Protocol
@@ -46,7 +47,7 @@ class AskChoice:
             if skipped(run, message):  # an optional question: "nein", "no thanks", "-" skip it
                 take(run, node, skip)
                 return
-        found = run.match(choices, message)
+        found = run.match(choices, message) or by_years(run, node, choices, message)
         if found is not None and idea_like and found.coverage < 0.5 and run.can_offer_idea():
             found = None  # "Mehr Radwege in der Stadt": an idea that names a topic, not just a topic
         if found is None and node.options == "languages" and run.guess_language(message.text):
@@ -66,6 +67,23 @@ class AskChoice:
             ask_did_you_mean(run, node, found.choice)
             return
         take(run, node, found.choice)
+
+
+_AGE = re.compile(r"(\d{1,3})(?:\s*\S+)?")  # "34", "34 Jahre", "70yo"
+
+
+def by_years(run: Run, node: Node, choices: tuple[Choice, ...], message: Message) -> Match | None:
+    """A typed age picks the age band that holds it ("34" -> 30–44); the numbers of the
+    list come first (on SMS "3" is the third band), so only an age past them counts."""
+    if message.choice is not None or not node.options:
+        return None
+    said = _AGE.fullmatch(normalise(message.text or ""))
+    if said is None:
+        return None
+    age = int(said.group(1))
+    spans = {o.id: o.years for o in run.flows.options.get(node.options, ()) if o.years is not None}
+    picked = [c for c in choices if c.value in spans and spans[c.value][0] <= age <= spans[c.value][1]]
+    return Match(picked[0]) if len(picked) == 1 else None
 
 
 def take(run: Run, node: Node, picked: Choice) -> None:
