@@ -4,6 +4,7 @@ for a session — over HTTP on SQLite and PostgreSQL, and in Chromium with axe-c
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import io
@@ -26,6 +27,7 @@ from tests.conftest import Clock
 from tests.dashboard_helpers import ACCOUNTS, add_accounts, as_role, axe_violations, browser_sign_in, csrf, sign_in
 from tests.fakes.telegram import make_photo_update, make_voice_update
 from tests.test_channels import Stack, texts
+from tests.test_cli import run
 from tests.test_phases import webchat
 
 fakes, stack = test_channels.fakes, test_channels.stack  # the running bot and its provider fakes (fixtures)
@@ -526,3 +528,23 @@ async def test_every_moderation_route_needs_a_session(http: TestClient, kz: Kiez
         resp = await http.request(method, path, headers={"Accept": "application/json"}, allow_redirects=False)
         assert resp.status == 401, (method, path)
     assert (await idea_row(kz, reference)).status == "new"
+
+
+async def test_the_cli_still_sets_a_status_and_keeps_the_notes(http: TestClient, kz: Kiezstimme) -> None:
+    """``ideas set-status`` (the operators' path) shares set_idea_status with the dashboard: it
+    changes the status, tells the resident once, and leaves the moderators' notes alone."""
+    await add_accounts(kz)
+    reference = await idea_by_talking(kz, "cli-resident", GERMAN_IDEA)
+    async with as_role(http, kz, "moderator") as moderator:
+        token = await csrf(moderator, f"/admin/ideas/{reference}")
+        data = {"csrf_token": token, "status": "new", "note": "öffentlich", "internal_note": "intern"}
+        async with moderator.post(f"/admin/ideas/{reference}", data=data, allow_redirects=False) as resp:
+            assert resp.status == 303
+    env = {"DATABASE_URL": kz.settings.database_url, "MEDIA_DIR": str(kz.settings.media_dir), "LOG_LEVEL": "WARNING"}
+    done = await asyncio.to_thread(run, ["ideas", "set-status", reference.lower(), "hidden"], env)
+    assert done.returncode == 0, done.stderr
+    assert "1 notice(s)" in done.stderr
+    idea = await idea_row(kz, reference)
+    assert (idea.status, idea.public_note, idea.internal_note) == ("hidden", "öffentlich", "intern")
+    notice = [m.text for m in await kz.service.take_pending("webchat", "cli-resident")]
+    assert len(notice) == 1 and reference in notice[0] and "Anmerkung des Teams" not in notice[0]
