@@ -153,6 +153,11 @@ class Words:
         return self.number(n) if n >= MIN_GROUP else self._("fewer than {n}", n=MIN_GROUP)
 
 
+def _short(label: str, most: int = 40) -> str:
+    """A long label (a statement) shortened for the chart; the table beside it has it whole."""
+    return label if len(label) <= most else label[: most - 1].rstrip() + "…"
+
+
 def chart(kind: type[Any], title: str, labels: list[str], series: dict[str, list[Any]], **config: Any) -> str:
     """A pygal chart as inline SVG: no script, no style attributes, no shared ids."""
     horizontal = kind in (pygal.HorizontalBar, pygal.HorizontalStackedBar)
@@ -166,13 +171,16 @@ def chart(kind: type[Any], title: str, labels: list[str], series: dict[str, list
         height=height,
         legend_at_bottom=True,
         truncate_legend=40,
-        truncate_label=40,
+        truncate_label=-1,  # horizontal charts get labels shortened by _short, with an ellipsis
         x_label_rotation=0 if horizontal or len(labels) <= 8 else 45,
         show_minor_x_labels=len(labels) <= 31,
         x_labels_major_every=max(1, len(labels) // 10) if len(labels) > 31 else None,
         print_zeroes=False,
         **config,
     )
+    if horizontal:  # pygal draws the first label at the bottom: top to bottom, as in the table
+        labels = [_short(label) for label in reversed(labels)]
+        series = {name: list(reversed(values)) for name, values in series.items()}
     drawn.x_labels = labels
     for name, values in series.items():
         drawn.add(name, values)
