@@ -355,6 +355,9 @@ async def test_only_organisers_broadcast_and_only_with_the_sessions_token(
         token = await csrf(session)
         status, body, _ = await post(session, "/admin/broadcasts?lang=en", {"csrf_token": token, "confirm": "yes"})
         assert status == 400 and "Write the text in at least one language." in body and "<textarea" in body
+        unknown = {"csrf_token": token, "text-de": "Hallo", "district": "atlantis", "confirm": "yes"}
+        status, body, _ = await post(session, "/admin/broadcasts?lang=en", unknown)
+        assert status == 400 and "Unknown audience filter: atlantis" in body  # not dropped: that would send to all
         too_long = {"csrf_token": token, "text-de": "x" * 4001, "confirm": "yes"}
         status, body, _ = await post(session, "/admin/broadcasts?lang=en", too_long)
         assert status == 400 and "The text in Deutsch is longer than 4000 characters." in body

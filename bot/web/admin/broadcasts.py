@@ -128,10 +128,13 @@ def _read_draft(request: web.Request, form: MultiDictProxy[Any], choices: dict[s
         lang.code: str(form.get(f"text-{lang.code}", "")).replace("\r\n", "\n")[: MAX_TEXT * 4]
         for lang in kz.flows.languages
     }
-    filters = {}
+    filters: dict[str, list[str]] = {}
+    unknown: list[str] = []  # never dropped quietly: that would widen the audience
     for name in FILTERS:
         allowed = {value for value, _ in choices[name]}
-        filters[name] = [v for v in dict.fromkeys(str(x) for x in form.getall(name, [])) if v in allowed]
+        given = list(dict.fromkeys(str(x)[:100] for x in form.getall(name, [])))
+        filters[name] = [v for v in given if v in allowed]
+        unknown += [v for v in given if v not in allowed]
     fallback = str(form.get("fallback", ""))
     draft = Draft(
         typed=typed,
@@ -142,6 +145,8 @@ def _read_draft(request: web.Request, form: MultiDictProxy[Any], choices: dict[s
     )
     if not draft.texts:
         draft.errors.append(gettext(request, "Write the text in at least one language."))
+    if unknown:
+        draft.errors.append(gettext(request, "Unknown audience filter: {values}", values=", ".join(unknown)))
     for lang in kz.flows.languages:
         if len(draft.texts.get(lang.code, "")) > MAX_TEXT:
             draft.errors.append(
