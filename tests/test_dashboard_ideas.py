@@ -148,6 +148,7 @@ async def test_filters_and_paging(http: TestClient, kz: Kiezstimme, clock: Clock
         last = await body(viewer, "/admin/ideas?lang=en&page=3")
         assert refs[0] in last and refs[20] not in last and 'rel="prev"' in last and 'rel="next"' not in last
         assert found(await body(viewer, "/admin/ideas?lang=en&topic=climate")) == 60
+        assert "Page 1 of 3" in await body(viewer, "/admin/ideas?lang=en&page=%C2%B2")  # not a page number
         assert found(await body(viewer, "/admin/ideas?lang=en&district=none")) == 40
         assert found(await body(viewer, "/admin/ideas?lang=en&district=mitte&topic=climate")) == 20
         assert found(await body(viewer, "/admin/ideas?lang=en&language=ar")) == 60
@@ -349,7 +350,8 @@ async def test_media_only_for_a_session(stack: Stack) -> None:
             assert "no-store" in resp.headers["Cache-Control"] and "private" in resp.headers["Cache-Control"]
         async with viewer.get(f"/admin/media/{reference}/1") as resp:
             assert resp.status == 200 and await resp.read() == JPEG and resp.headers["Content-Type"] == "image/jpeg"
-        for missing in (f"/admin/media/{reference}/2", f"/admin/media/{reference}/x", "/admin/media/ZZZ-ZZZ/0"):
+        odd = (f"/admin/media/{reference}/%C2%B2", "/admin/media/feedback-%C2%B2/0", "/admin/media/feedback-1/0")
+        for missing in (f"/admin/media/{reference}/2", f"/admin/media/{reference}/x", "/admin/media/ZZZ-ZZZ/0", *odd):
             async with viewer.get(missing) as resp:
                 assert resp.status == 404, missing
         for traversal in ("/admin/media/..%2F..%2Fetc/0", f"/admin/media/{reference}/..%2F..%2Fpasswd"):

@@ -29,9 +29,14 @@ def _repo(request: web.Request) -> ModerationRepository:
     return ModerationRepository(request.app[DASHBOARD].kz.db)
 
 
+def _number(raw: object, digits: int = 17) -> int | None:
+    """A whole number written in ASCII digits (``"²"`` is a digit to Python, not to int())."""
+    text = str(raw)
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= digits else None
+
+
 def _page_number(request: web.Request) -> int:
-    raw = request.query.get("page", "1")
-    return max(1, min(int(raw), 1_000_000)) if raw.isdigit() else 1
+    return max(1, min(_number(request.query.get("page", "1"), 7) or 1, 1_000_000))
 
 
 def _kept(query: Any, names: tuple[str, ...]) -> dict[str, str]:
@@ -57,12 +62,11 @@ def _pager(request: web.Request, names: tuple[str, ...], total: int, number: int
 
 def _count(raw: str) -> int | None:
     """A count from a redirect's query (anything else is ignored)."""
-    return int(raw) if raw.isdigit() and len(raw) < 7 else None
+    return _number(raw, 6)
 
 
 def _back(form: Any, names: tuple[str, ...]) -> str:
     """The list's query string a bulk form came from, rebuilt from known names only."""
-
     pairs = dict(parse_qsl(str(form.get("back", ""))[:2000]))
     return urlencode({n: v for n, v in pairs.items() if n in (*names, "page", "lang")})
 
@@ -224,10 +228,10 @@ async def idea_moderate(request: web.Request, who: Account) -> web.StreamRespons
 
 def _media_response(request: web.Request, media: list[dict[str, Any]] | None) -> web.StreamResponse:
     """The ``index``-th file of a stored media list — looked up, never a path from the request."""
-    raw = request.match_info["index"]
-    if media is None or not raw.isdigit() or int(raw) >= len(media):
+    index = _number(request.match_info["index"], 4)
+    if media is None or index is None or index >= len(media):
         raise web.HTTPNotFound()
-    item = media[int(raw)]
+    item = media[index]
     root = Path(request.app[DASHBOARD].kz.settings.media_dir).resolve()
     path = (root / str(item.get("ref", ""))).resolve()
     if not item.get("ref") or not path.is_relative_to(root) or not path.is_file():
@@ -248,8 +252,8 @@ async def media(request: web.Request, who: Account) -> web.StreamResponse:
     owner = request.match_info["owner"]
     repo = _repo(request)
     if owner.startswith("feedback-"):
-        number = owner.removeprefix("feedback-")
-        row = await repo.feedback_item(int(number)) if number.isdigit() and len(number) < 18 else None
+        number = _number(owner.removeprefix("feedback-"))
+        row = await repo.feedback_item(number) if number is not None else None
     else:
         row = await repo.idea(owner[:16])
     return _media_response(request, list(row.media or []) if row is not None else None)
@@ -326,17 +330,17 @@ async def feedback_bulk(request: web.Request, who: Account) -> web.StreamRespons
     status = str(form.get("status", ""))
     if status not in STATUSES:
         raise web.HTTPBadRequest(text=gettext(request, "Please choose a status."))
-    ids = [int(str(i)) for i in form.getall("id", []) if str(i).isdigit() and len(str(i)) < 18][:PER_PAGE]
+    ids = [n for n in (_number(i) for i in form.getall("id", [])) if n is not None][:PER_PAGE]
     changed = await _feedback_change(request, ids, status, None)
     back = _back(form, FEEDBACK_FILTERS)
     raise web.HTTPSeeOther(f"/admin/feedback?{back}{'&' if back else ''}changed={changed}")
 
 
 def _feedback_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) >= 18:
+    number = _number(request.match_info["id"])
+    if number is None:
         raise web.HTTPNotFound()
-    return int(raw)
+    return number
 
 
 @page("viewer")
