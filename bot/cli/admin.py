@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import getpass
-import re
 import sys
 from typing import TextIO
 
 from bot.config import Settings
-
-EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,60}")
-MIN_PASSWORD = 12
+from bot.storage.accounts import EMAIL, MIN_PASSWORD
 
 
 def read_password(stdin: TextIO) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +14,8 @@ from bot.storage.db import Database
 from bot.storage.models import AdminSession, AdminUser, AuditEntry, LoginFailure
 
 ROLES = ("viewer", "moderator", "organiser")
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,60}")  # what an account's e-mail must look like
+MIN_PASSWORD = 12  # characters
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,7 @@ from aiohttp import web
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
-from bot.cli.admin import EMAIL, MIN_PASSWORD
-from bot.storage.accounts import ROLES, Account, record
+from bot.storage.accounts import EMAIL, MIN_PASSWORD, ROLES, Account, record
 from bot.storage.models import AdminSession, AdminUser
 from bot.web.admin.core import DASHBOARD, ROLE_LABELS, audit, gettext, page, render
 
