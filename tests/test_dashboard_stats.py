@@ -23,6 +23,7 @@ from bot.app import Kiezstimme
 from bot.participation.reference import ReferenceError, load_reference, parse_reference
 from bot.storage.models import ChannelIdentity, Feedback, Idea, OutboundMessage, Partner, Profile, Resident
 from bot.storage.statistics import Window, collect
+from bot.web.admin.stats_figures import protect_row
 from tests.dashboard_helpers import add_accounts, as_role, axe_violations, browser_sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,11 +83,12 @@ def parse(html: str) -> Tables:
     return found
 
 
-def row(table: list[list[str]], header: str) -> list[str]:
-    """The row whose header is ``header`` (any case: the actor groups' labels are their ids where the
-    flows have no labels for them)."""
-    matches = [r for r in table if r and r[0].casefold() == header.casefold()]
-    assert len(matches) == 1, (header, table)
+def row(table: list[list[str]], *headers: str) -> list[str]:
+    """The row whose header is one of ``headers`` (any case: the actor groups are their ids where
+    the flows have no labels for them, their labels where they do)."""
+    wanted = {h.casefold() for h in headers}
+    matches = [r for r in table if r and r[0].casefold() in wanted]
+    assert len(matches) == 1, (headers, table)
     return matches[0]
 
 
@@ -97,7 +99,8 @@ async def seed(kz: Kiezstimme) -> None:
     """Arabic on SMS: 10 started (on 25 Nov, Berlin time), 6 consented, 3 with an idea; German on
     Telegram: 8 started, 8 consented, 5 with an idea (one of them with ideas in two districts);
     English in the web chat: 2 started, 1 consented. Who speaks: 4 in science
-    (Arabic speakers on SMS; aged 30–44), 5 in business (German speakers on Telegram; aged 18–29).
+    (Arabic speakers on SMS; aged 30–44), 5 in business (German speakers on Telegram; aged 18–29),
+    6 in civil society (5 on SMS, 1 on Telegram).
     A partner brought 3 of the Arabic speakers. Ratings and a reminder's delivery."""
     residents, identities, ideas, profiles, feedback = [], [], [], [], []
     people = [("ar", "sms", DAY1, i < 6, i < 3) for i in range(10)]
@@ -127,6 +130,8 @@ async def seed(kz: Kiezstimme) -> None:
         profiles.append({"resident_id": rid, "actor_group": "science", "age_band": "30_44"})
     for rid in (11, 12, 13, 14, 15):
         profiles.append({"resident_id": rid, "actor_group": "business", "age_band": "18_29"})
+    for rid in (5, 6, 7, 8, 9, 16):  # 6 in civil society: 5 on SMS and 1 on Telegram
+        profiles.append({"resident_id": rid, "actor_group": "civil_society", "age_band": None})
     for rid in range(11, 14):
         feedback.append(_rating(rid, "streets", "agree", "de", "telegram"))
     feedback.append(_rating(1, "streets", "disagree", "ar", "sms"))
@@ -268,7 +273,12 @@ async def test_groups_under_five_are_never_a_number(http: TestClient, kz: Kiezst
     assert all(r[1] != "4" for r in ages[1:]) and all(r[1] != "4" for r in groups[1:])
     by_channel = page.tables["Participants by actor group and channel"]
     cells = [c for r in by_channel[1:] for c in r[1:]]
-    assert "4" not in cells and "5" in cells and "fewer than 5" in cells
+    assert "4" not in cells and "1" not in cells and "5" in cells and "fewer than 5" in cells
+    assert by_channel[0] == ["Actor group", "SMS", "Telegram"]
+    assert row(by_channel, "business")[1:] == ["fewer than 5", "5"]
+    # 6 in civil society (shown), 5 of them on SMS: showing the 5 would give away the 1 on Telegram
+    assert row(groups, "civil_society", "Association or initiative")[1] == "6"
+    assert row(by_channel, "civil_society", "Association or initiative")[1:] == ["not shown", "fewer than 5"]
     # nor in the chart: the SVG of actor groups holds the 5, never the 4
     figure = re.search(r'<figure[^>]*aria-labelledby="actor-groups-title".*?</figure>', html, re.S)
     assert figure is not None
@@ -327,6 +337,14 @@ async def test_a_phase_counts_only_what_happened_in_it(http: TestClient, kz: Kie
 
 
 # --- the reference figures ---------------------------------------------------------------------
+
+
+def test_a_row_never_gives_a_small_group_away() -> None:
+    assert protect_row([5, 1, 0]) == [None, None, None]  # 6 in all: the 5 would reveal the 1
+    assert protect_row([7, 5, 2]) == [7, None, None]  # the hidden add up to 7
+    assert protect_row([4, 0, 9]) == [None, None, None]
+    assert protect_row([5, 6, 0]) == [5, 6, None]  # nothing small to give away
+    assert protect_row([3, 4]) == [None, None]
 
 
 def test_the_shipped_reference_figures_are_valid(kz: Kiezstimme) -> None:

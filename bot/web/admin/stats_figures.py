@@ -415,7 +415,11 @@ def reach(w: Words, stats: Statistics, reference: ReferenceFigures) -> Section:
     section.charts.extend(who_speaks(w, stats))
     section.tables.append(_actor_channels(w, stats))
     section.notes.append(
-        w._("Groups of fewer than {n} residents are not shown as a number: they could single someone out.", n=MIN_GROUP)
+        w._(
+            "Groups of fewer than {n} residents are not shown as a number: they could single someone out. "
+            "Where the other figures of a row would give such a group away, a larger one is not shown either.",
+            n=MIN_GROUP,
+        )
     )
     section.charts.append(partners(w, stats))
     return section
@@ -440,14 +444,38 @@ def who_speaks(w: Words, stats: Statistics) -> list[Chart]:
     return out
 
 
+def protect_row(counts: list[int]) -> list[int | None]:
+    """A row of counts whose total is published elsewhere: None for each count under MIN_GROUP,
+    and, while the hidden ones would add up to a number from 1 to MIN_GROUP - 1 (the total minus
+    the shown ones), the smallest shown one too — else the row would give the small group away."""
+    shown: list[int | None] = [n if n >= MIN_GROUP else None for n in counts]
+    while 0 < sum(n for n, s in zip(counts, shown, strict=True) if s is None) < MIN_GROUP:
+        rest = [i for i, s in enumerate(shown) if s is not None]
+        if not rest:
+            break
+        shown[min(rest, key=lambda i: counts[i])] = None
+    return shown
+
+
 def _actor_channels(w: Words, stats: Statistics) -> Table:
     cells = {(g, c): n for g, c, n in stats.actor_groups}
     groups = [g for g in w.options("actor_groups", (g for g, _ in cells)) if g is not None]
     channels = sorted({c for _, c in cells}, key=lambda c: c or "")
+    rows = []
+    for g in groups:
+        counts = [cells.get((g, c), 0) for c in channels]
+        shown = protect_row(counts)
+        rows.append(
+            [
+                w.option("actor_groups", g),
+                *(
+                    w.protected(n) if s is not None or n < MIN_GROUP else w._("not shown")
+                    for n, s in zip(counts, shown, strict=True)
+                ),
+            ]
+        )
     return Table(
-        w._("Participants by actor group and channel"),
-        [w._("Actor group"), *(w.channel(c) for c in channels)],
-        [[w.option("actor_groups", g), *(w.protected(cells.get((g, c), 0)) for c in channels)] for g in groups],
+        w._("Participants by actor group and channel"), [w._("Actor group"), *(w.channel(c) for c in channels)], rows
     )
 
 
