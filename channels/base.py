@@ -13,6 +13,7 @@ its name, its capabilities and how to build it from the settings.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -62,6 +63,25 @@ class BuildContext:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
+PHONE = re.compile(r"\+[1-9][0-9]{6,15}")  # an E.164 number
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    """How a printed code starts a conversation on a channel (an outreach partner's poster):
+    what its QR code holds and what is printed under it."""
+
+    kind: str  # the channel's name
+    content: str  # what the QR code encodes
+    link: str | None  # a link to print and to follow (None: the QR code itself opens a message)
+    keyword: str  # what the resident sends (START CODE)
+    number: str | None  # where to send it
+
+
+# (settings, start payload of a deep link, keyword a resident sends) -> the entry point, if configured
+EntryPointMaker = Callable[[Any, str, str], "EntryPoint | None"]
+
+
 @dataclass(frozen=True)
 class ChannelSpec:
     """A channel the registry knows: even when switched off its capabilities
@@ -72,3 +92,4 @@ class ChannelSpec:
     build: Callable[[BuildContext], Channel | None]  # None: switched off by configuration
     requires: str = ""  # the variables that switch it on, for error messages
     registers_webhook: bool = False  # has ``register_webhook(public_url) -> url`` (CLI: NAME set-webhook)
+    entry_point: EntryPointMaker | None = None  # a printable way in (deep link, prefilled message)

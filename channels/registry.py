@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.values import Capabilities
 from channels import console, webchat  # the pull channels the web page and the terminal use
-from channels.base import BuildContext, Channel, ChannelSpec, WebhookHandler
+from channels.base import BuildContext, Channel, ChannelSpec, EntryPoint, WebhookHandler
 
 if TYPE_CHECKING:  # pragma: no cover
     from bot.config import Settings
@@ -43,6 +43,17 @@ def unregister(name: str) -> None:
 
 def specs() -> tuple[ChannelSpec, ...]:
     return tuple(_CATALOGUE.values())
+
+
+def entry_points(settings: Any, payload: str, keyword: str) -> dict[str, EntryPoint]:
+    """Per channel that has one and is configured, a printable way in: a deep link with
+    ``payload`` or a message with ``keyword`` (an outreach partner's QR codes)."""
+    out: dict[str, EntryPoint] = {}
+    for known in specs():
+        made = known.entry_point(settings, payload, keyword) if known.entry_point else None
+        if made is not None:
+            out[known.name] = made
+    return out
 
 
 def spec(name: str) -> ChannelSpec | None:

@@ -39,7 +39,7 @@ from bot.values import (
     WebhookResult,
 )
 from channels import inputs
-from channels.base import BuildContext, ChannelSpec
+from channels.base import BuildContext, ChannelSpec, EntryPoint
 from channels.telegram_http import AiohttpRequest
 
 NAME = "telegram"
@@ -449,6 +449,20 @@ def build(ctx: BuildContext) -> TelegramChannel | None:
     )
 
 
+def entry_point(settings: Any, payload: str, keyword: str) -> EntryPoint | None:
+    """A t.me deep link whose /start payload names the way in (needs TELEGRAM_BOT_USERNAME)."""
+    username = (getattr(settings, "telegram_bot_username", None) or "").strip().lstrip("@")
+    if not username:
+        return None
+    link = f"https://t.me/{username}?start={payload}"
+    return EntryPoint(NAME, link, link, keyword, None)
+
+
 SPEC = ChannelSpec(
-    NAME, CAPABILITIES, build, requires="TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET", registers_webhook=True
+    NAME,
+    CAPABILITIES,
+    build,
+    requires="TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET",
+    registers_webhook=True,
+    entry_point=entry_point,
 )

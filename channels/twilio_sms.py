@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.values import Capabilities, Inbound, Outgoing, Sent, WebhookRequest, WebhookResult
 from channels import sms_text
-from channels.base import BuildContext, ChannelSpec
+from channels.base import PHONE, BuildContext, ChannelSpec, EntryPoint
 from channels.twilio_base import STATUS_PATH, TwilioAccount, e164, is_whatsapp, read_content, shared_account
 
 NAME = "sms"
@@ -96,4 +96,18 @@ def build(ctx: BuildContext) -> SmsChannel | None:
     return SmsChannel(account, settings.twilio_sms_from, settings.twilio_messaging_service_sid, ctx.max_media_bytes)
 
 
-SPEC = ChannelSpec(NAME, CAPABILITIES, build, requires="TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_SMS_FROM")
+def entry_point(settings: Any, payload: str, keyword: str) -> EntryPoint | None:
+    """An SMSTO: code (a phone camera opens a ready SMS) with the keyword (needs TWILIO_SMS_FROM)."""
+    number = (settings.twilio_sms_from or "").strip()
+    if not PHONE.fullmatch(number):
+        return None
+    return EntryPoint(NAME, f"SMSTO:{number}:{keyword}", None, keyword, number)
+
+
+SPEC = ChannelSpec(
+    NAME,
+    CAPABILITIES,
+    build,
+    requires="TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_SMS_FROM",
+    entry_point=entry_point,
+)

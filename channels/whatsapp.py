@@ -7,10 +7,11 @@ import json
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from bot.values import Capabilities, Inbound, Outgoing, Sent, WebhookRequest, WebhookResult
 from channels import inputs
-from channels.base import BuildContext, ChannelSpec
+from channels.base import PHONE, BuildContext, ChannelSpec, EntryPoint
 from channels.twilio_base import STATUS_PATH, TwilioAccount, e164, is_whatsapp, read_content, shared_account
 
 NAME = "whatsapp"
@@ -96,4 +97,19 @@ def build(ctx: BuildContext) -> WhatsAppChannel | None:
     return WhatsAppChannel(account, ctx.settings.twilio_whatsapp_from, ctx.max_media_bytes)
 
 
-SPEC = ChannelSpec(NAME, CAPABILITIES, build, requires="TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM")
+def entry_point(settings: Any, payload: str, keyword: str) -> EntryPoint | None:
+    """A wa.me link with the keyword prefilled (needs TWILIO_WHATSAPP_FROM)."""
+    number = (settings.twilio_whatsapp_from or "").strip().removeprefix("whatsapp:").strip()
+    if not PHONE.fullmatch(number):
+        return None
+    link = f"https://wa.me/{number.lstrip('+')}?text={quote(keyword)}"
+    return EntryPoint(NAME, link, link, keyword, number)
+
+
+SPEC = ChannelSpec(
+    NAME,
+    CAPABILITIES,
+    build,
+    requires="TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM",
+    entry_point=entry_point,
+)

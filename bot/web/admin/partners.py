@@ -9,10 +9,7 @@ data); only an organiser creates or changes a partner. The code never changes: i
 from __future__ import annotations
 
 import io
-import re
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import segno
 from aiohttp import web
@@ -20,6 +17,8 @@ from aiohttp import web
 from bot.storage.accounts import Account
 from bot.storage.partners import KINDS, OutreachPartner, PartnerRepository
 from bot.web.admin.core import DASHBOARD, N_, audit, gettext, page, render, ui_language
+from channels import registry
+from channels.registry import EntryPoint
 
 KIND_LABELS = {
     "shelter": N_("Shelter"),
@@ -31,40 +30,13 @@ KIND_LABELS = {
     "other": N_("Other"),
 }
 assert set(KIND_LABELS) == set(KINDS)
-ENTRY_KINDS = ("telegram", "whatsapp", "sms")
 NAME_MAX = 200
 QR_ERROR = "m"  # 15 % of a printed code may be dirty or torn and it still reads
-_PHONE = re.compile(r"\+[1-9][0-9]{6,15}")
-
-
-@dataclass(frozen=True)
-class EntryPoint:
-    """One way in: what its QR code holds and what is printed under it."""
-
-    kind: str
-    content: str  # what the QR code encodes
-    link: str | None  # a link to print and to follow (None for SMS: a phone camera opens SMSTO: itself)
-    keyword: str  # what the resident sends (START CODE)
-    number: str | None  # where to send it (WhatsApp, SMS)
 
 
 def entry_points(settings: Any, partner: OutreachPartner) -> dict[str, EntryPoint]:
-    """The partner's entry points on the channels this installation has (settings)."""
-    keyword = f"START {partner.code}"
-    out: dict[str, EntryPoint] = {}
-    username = (getattr(settings, "telegram_bot_username", None) or "").strip().lstrip("@")
-    if username:
-        link = f"https://t.me/{username}?start={partner.telegram_payload}"
-        out["telegram"] = EntryPoint("telegram", link, link, keyword, None)
-    wa_from = (getattr(settings, "twilio_whatsapp_from", None) or "").strip()
-    wa_number = wa_from.removeprefix("whatsapp:").strip()
-    if _PHONE.fullmatch(wa_number):
-        link = f"https://wa.me/{wa_number.lstrip('+')}?text={quote(keyword)}"
-        out["whatsapp"] = EntryPoint("whatsapp", link, link, keyword, wa_number)
-    sms_from = (getattr(settings, "twilio_sms_from", None) or "").strip()
-    if _PHONE.fullmatch(sms_from):
-        out["sms"] = EntryPoint("sms", f"SMSTO:{sms_from}:{keyword}", None, keyword, sms_from)
-    return out
+    """The partner's entry points on the channels this installation has (each channel knows its own)."""
+    return registry.entry_points(settings, partner.telegram_payload, f"START {partner.code}")
 
 
 def qr_svg(content: str, title: str = "") -> bytes:
@@ -200,4 +172,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/admin/partners", partner_create)
     app.router.add_get(r"/admin/partners/{id:\d{1,12}}", partner_detail)
     app.router.add_post(r"/admin/partners/{id:\d{1,12}}", partner_update)
-    app.router.add_get(r"/admin/partners/{id:\d{1,12}}/qr/{kind:telegram|whatsapp|sms}.svg", partner_qr)
+    app.router.add_get(r"/admin/partners/{id:\d{1,12}}/qr/{kind:[a-z_]{1,16}}.svg", partner_qr)
