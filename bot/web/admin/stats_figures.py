@@ -557,31 +557,19 @@ def deliveries(w: Words, stats: Statistics) -> Section:
     for k, label in zip(keys, labels, strict=True):
         c = campaigns[k]
         total = sum(c.values())
-        rows.append(
-            [
-                label,
-                w.number(total),
-                w.number(c["sent"] + c["delivered"]),
-                w.number(c["delivered"]),
-                w.number(c["failed"]),
-                w.number(c["waiting"] + c["not sent"]),
-                w.percent(c["delivered"], total),
-            ]
-        )
-    head = [
-        w._("Message"),
-        w._("Queued"),
-        w._("Sent"),
-        w._("Delivered"),
-        w._("Failed"),
-        w._("Waiting or not sent"),
-        w._("Delivery rate"),
-    ]
+        rows.append([label, w.number(total), *(w.number(c[s]) for s in stages), w.percent(c["delivered"], total)])
+    head = [w._("Message"), w._("Queued"), *stages.values(), w._("Delivery rate")]
     svg = chart(pygal.HorizontalStackedBar, title, labels, series)
     return Section(
         "delivery",
         w._("Reminders and broadcasts"),
-        [w._("Messages per resident (a text split into parts counts once). Sent includes delivered.")],
+        [
+            w._(
+                "Messages per resident (a text split into parts counts once). Queued: all of them; "
+                "delivered: confirmed by the channel (or read in the web chat); sent: handed to the channel, "
+                "not yet confirmed; not sent: expired, skipped or cancelled."
+            )
+        ],
         [Chart("delivery", title, svg, Table(title, head, rows))],
     )
 
