@@ -550,3 +550,19 @@ async def test_the_cli_still_sets_a_status_and_keeps_the_notes(http: TestClient,
     assert (idea.status, idea.public_note, idea.internal_note) == ("hidden", "öffentlich", "intern")
     notice = [m.text for m in await kz.service.take_pending("webchat", "cli-resident")]
     assert len(notice) == 1 and reference in notice[0] and "Anmerkung des Teams" not in notice[0]
+
+
+async def test_each_change_is_told_once(http: TestClient, kz: Kiezstimme) -> None:
+    """Approved, hidden and approved again: three notices; saving without a change or a note: none."""
+    await add_accounts(kz)
+    reference = await idea_by_talking(kz, "changing", GERMAN_IDEA)
+    told = []
+    async with as_role(http, kz, "moderator") as moderator:
+        token = await csrf(moderator, f"/admin/ideas/{reference}")
+        for status in ("approved", "hidden", "approved", "approved"):
+            data = {"csrf_token": token, "status": status, "note": "", "notify": "on", "internal_note": ""}
+            async with moderator.post(f"/admin/ideas/{reference}", data=data, allow_redirects=False) as resp:
+                assert resp.status == 303
+            told.append([m.text for m in await kz.service.take_pending("webchat", "changing")])
+    assert [len(t) for t in told] == [1, 1, 1, 0]
+    assert "angenommen" in told[0][0] and "nicht angenommen" in told[1][0] and "angenommen" in told[2][0]

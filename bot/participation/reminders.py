@@ -177,30 +177,34 @@ async def set_idea_status(
     note: str | None = None,
     internal_note: str | None = None,
 ) -> tuple[bool, int]:
-    """Change an idea's status; tell the resident (if they opted in), with ``note`` — the
-    organisers' own words, marked as theirs — after the notice. ``note`` is kept as the idea's
-    public note and ``internal_note`` for organisers only (``None`` leaves a note as it is, ``""``
-    clears it). (found, notices enqueued)."""
+    """Change an idea's status; tell the resident (if they opted in) when the status changed or
+    there is a ``note`` — the organisers' own words, marked as theirs, after the notice. ``note``
+    is kept as the idea's public note and ``internal_note`` for organisers only (``None`` leaves a
+    note as it is, ``""`` clears it). (found, notices enqueued)."""
     ref = reference.upper()
     note = note.strip() if note is not None else None
-    resident_id = await ContributionRepository(kz.db).set_idea_status(
+    changed = await ContributionRepository(kz.db).set_idea_status(
         ref, status, public_note=note, internal_note=internal_note, now=now
     )
-    if resident_id is None:
+    if changed is None:
         return False, 0
+    resident_id, before = changed
     msgid = STATUS_MESSAGES.get(status)
     if not notify or msgid is None or resident_id == 0:  # 0: kept as anonymous text, nobody to tell
+        return True, 0
+    if before == status and not note:  # nothing new to tell (a repeated command tells nothing twice)
         return True, 0
     params: dict[str, Any] = {"reference": ref, "contact": contact_of(kz.flows)}
     if status == "approved" and kz.flows.publication_url:
         # "published" only where ideas are published, with the address to see them
         msgid, params["url"] = M.IDEA_PUBLISHED, kz.flows.publication_url
     texts, directions = in_every_language(kz, msgid, params)
-    key = f"status:{ref}:{status}"  # told once per status; a new note is news again
+    # one notice per change: approved, hidden and approved again is told three times
+    key = f"status:{ref}:{before}>{status}:{int(now.timestamp() * 1000)}"
     if note:
         notes, _ = in_every_language(kz, M.IDEA_STATUS_NOTE, {"note": note})
         texts = {code: f"{text}\n\n{notes[code]}" for code, text in texts.items()}
-        key += ":" + hashlib.sha256(note.encode()).hexdigest()[:16]
+        key += ":" + hashlib.sha256(note.encode()).hexdigest()[:12]
     result = await enqueue_bulk(
         kz.db,
         key=key,

@@ -133,10 +133,11 @@ class ContributionRepository:
         public_note: str | None = None,
         internal_note: str | None = None,
         now: datetime | None = None,
-    ) -> int | None:
+    ) -> tuple[int, str] | None:
         """Change an idea's status (and, where given, its notes: ``""`` clears one, ``None``
-        leaves it; ``now`` marks when it was moderated); the id of the resident who gave it (0
-        when the idea is anonymous: its resident was erased), or None if there is no such idea."""
+        leaves it; ``now`` marks when it was moderated). The id of the resident who gave it (0
+        when the idea is anonymous: its resident was erased) and the status it had before, or
+        None if there is no such idea."""
         values: dict[str, Any] = {"status": status}
         if public_note is not None:
             values["public_note"] = public_note or None
@@ -145,11 +146,12 @@ class ContributionRepository:
         if now is not None:
             values["moderated_at"] = now
         async with self.db.transaction() as conn:
-            row = (await conn.execute(select(Idea.id, Idea.resident_id).where(Idea.reference == reference))).first()
+            query = select(Idea.id, Idea.resident_id, Idea.status).where(Idea.reference == reference)
+            row = (await conn.execute(query)).first()
             if row is None:
                 return None
             await conn.execute(update(Idea).where(Idea.id == row.id).values(**values))
-        return row.resident_id or 0
+        return row.resident_id or 0, row.status
 
     async def participants(self, starts: datetime, ends: datetime, *, ideas: bool, feedback: bool) -> set[int]:
         """Residents who gave an idea (``ideas``) or rated a statement (``feedback``) between the two times."""
