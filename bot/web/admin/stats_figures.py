@@ -170,6 +170,7 @@ def chart(kind: type[Any], title: str, labels: list[str], series: dict[str, list
         width=800,
         height=height,
         legend_at_bottom=True,
+        legend_at_bottom_columns=2 if any(len(name) > 14 for name in series) else 3,  # no overlapping names
         truncate_legend=40,
         truncate_label=-1,  # horizontal charts get labels shortened by _short, with an ellipsis
         x_label_rotation=0 if horizontal or len(labels) <= 8 else 45,
