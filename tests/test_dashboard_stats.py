@@ -7,6 +7,7 @@ and in Chromium: charts visible, no CSP violation, no axe violation, in German a
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from html import unescape as html_unescape
@@ -16,14 +17,16 @@ from typing import Any
 
 import pytest
 import yaml
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import insert
 
-from bot.app import Kiezstimme
+from bot.app import Kiezstimme, build
 from bot.participation.reference import ReferenceError, load_reference, parse_reference
 from bot.storage.models import ChannelIdentity, Feedback, Idea, OutboundMessage, Partner, Profile, Resident
 from bot.storage.statistics import Window, collect
 from bot.web.admin.stats_figures import protect_row
+from bot.web.app import make_app
+from tests.conftest import OPEN_FLOWS, make_settings
 from tests.dashboard_helpers import add_accounts, as_role, axe_violations, browser_sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -369,6 +372,27 @@ def test_wrong_reference_figures_are_refused_with_where(kz: Kiezstimme) -> None:
     assert "'atlantis' is not one of" in problems
     assert "mitte: 'many' is not a whole number" in problems
     assert "languages: source is missing" in problems
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_wrong_reference_file_is_named_on_the_page(db: Any, database_url: str, tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    shutil.copytree(OPEN_FLOWS, flows)
+    reference = flows / "reference" / "population.yaml"
+    wrong = reference.read_text(encoding="utf-8").replace("mitte: 397100", "mitte: lots")
+    reference.write_text(wrong, encoding="utf-8")
+    kz = build(make_settings(database_url, tmp_path, flows_dir=flows), db=db)
+    server = TestServer(make_app(kz), host="127.0.0.1")
+    http = TestClient(server)
+    await http.start_server()
+    try:
+        html = await stats_html(http, kz)
+    finally:
+        await http.close()
+    assert "The reference figures cannot be read" in html and "mitte: &#39;lots&#39; is not a whole number" in html
+    page = parse(html)
+    head = page.tables["Participants and population by district"][0]
+    assert head == ["District", "Participants", "Share of participants"]  # no population to compare with
 
 
 # --- in Chromium ----------------------------------------------------------------------------------
