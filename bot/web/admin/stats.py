@@ -15,16 +15,14 @@ from bot.participation.reference import REFERENCE_FILE, ReferenceError, Referenc
 from bot.storage.accounts import Account
 from bot.storage.statistics import Window, collect
 from bot.web.admin.core import DASHBOARD, page, render
-from bot.web.admin.stats_figures import MIN_GROUP, Words, sections
-
-# --- the page -----------------------------------------------------------------------------------
-
+from bot.web.admin.stats_figures import Words, sections
 
 _reference_cache: dict[tuple[str, float], ReferenceFigures] = {}
 
 
 def reference_figures(request: web.Request) -> tuple[ReferenceFigures, list[str]]:
-    """The organisers' reference figures (read again when the file changes) and its problems."""
+    """The organisers' reference figures (read again when the file changes), or none and the
+    file's problems — the page then says what is wrong instead of failing."""
     kz = request.app[DASHBOARD].kz
     flows_dir = kz.settings.flows_dir
     path = flows_dir / REFERENCE_FILE
@@ -62,7 +60,6 @@ async def stats_page(request: web.Request, who: Account) -> web.StreamResponse:
             "phases": phases,
             "phase": phase_id,
             "reference_problems": problems,
-            "min_group": MIN_GROUP,
         },
     )
 
