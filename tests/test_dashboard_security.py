@@ -199,3 +199,14 @@ async def test_the_password_is_stored_only_as_an_argon2_hash(
     assert stored.startswith("$argon2id$") and "passphrase" not in stored
     async with jar_client(http) as session:
         assert (await sign_in(session, "cy@example.org", "a long passphrase here")).status == 303
+
+
+async def test_the_language_switch_keeps_the_page_and_its_filters(http: TestClient, kz: Kiezstimme) -> None:
+    await add_accounts(kz)
+    async with as_role(http, kz, "viewer") as viewer:
+        async with viewer.get("/admin/ideas?status=new&q=B%C3%A4ume") as resp:
+            html = await resp.text()
+        assert 'href="?status=new&amp;q=B%C3%A4ume&amp;lang=en"' in html and '<html lang="de">' in html
+        async with viewer.get("/admin/ideas?status=new&lang=en") as resp:
+            html = await resp.text()
+        assert 'href="?status=new&amp;lang=de"' in html and '<html lang="en">' in html

@@ -454,3 +454,16 @@ async def test_counting_many_residents_takes_no_quadratic_time(kz: Kiezstimme) -
     assert sum(r.started for r in stats.funnel) == n and sum(r.with_idea for r in stats.funnel) == n // 5
     sms_ar = [r for r in stats.funnel if (r.language, r.channel) == ("ar", "sms")]
     assert sms_ar and sms_ar[0].started == len([i for i in range(1, n + 1) if i % 3 and i % 4])
+
+
+def test_flows_check_refuses_wrong_reference_figures(tmp_path: Path) -> None:
+    from tests.test_cli import run
+
+    flows = tmp_path / "flows"
+    shutil.copytree(OPEN_FLOWS, flows)
+    env = {"FLOWS_DIR": str(flows), "DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}", "LOG_LEVEL": "WARNING"}
+    assert run(["flows", "check"], env).returncode == 0
+    reference = flows / "reference" / "population.yaml"
+    reference.write_text(reference.read_text(encoding="utf-8").replace("mitte: 397100", "mitte: lots"), "utf-8")
+    checked = run(["flows", "check"], env)
+    assert checked.returncode == 1 and "mitte: 'lots' is not a whole number" in checked.stdout

@@ -259,6 +259,21 @@ async def export(settings: Settings, what: str, fmt: str, output: str | None) ->
     return 0
 
 
+def _reference_problems(settings: Settings) -> list[str]:
+    """What is wrong with the statistics' reference figures (flows/reference/population.yaml)."""
+    from bot.conversation.flow_files import load_flows
+    from bot.conversation.flows import FlowError
+    from bot.participation.reference import ReferenceError, load_reference
+
+    try:
+        load_reference(settings.flows_dir, load_flows(settings.flows_dir, settings.zone))
+    except FlowError:
+        return []  # the flows' own problems are reported by the catalog check
+    except ReferenceError as exc:
+        return list(exc.problems)
+    return []
+
+
 def flows_check(settings: Settings, out: TextIO) -> int:
     from bot.cli.sms_report import report
     from bot.conversation.catalog_check import check
@@ -267,6 +282,7 @@ def flows_check(settings: Settings, out: TextIO) -> int:
     sms_problems, sms_table = report(settings)  # what each question costs by SMS, per language
     summary += sms_table
     problems += sms_problems
+    problems += _reference_problems(settings)
     for line in summary:
         print(line, file=out)
     for problem in problems:

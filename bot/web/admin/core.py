@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 import jinja2
@@ -259,15 +260,20 @@ def render(request: web.Request, template: str, context: dict[str, Any], *, stat
         return text.format(**params) if params else text
 
     sid = request.get(SESSION)
+    lang = ui_language(request)
     nonce = secrets.token_urlsafe(18)
     base = {
         "nonce": nonce,  # for an inline <style> (the charts' own), the only inline content allowed
         "_": _,
-        "lang": ui_language(request),
+        "lang": lang,
         "who": request.get(WHO),
         "csrf_token": dash.csrf_token(sid) if sid else "",
         "path": request.path,
         "query": request.query_string,
+        # the same page in the other UI language, its filters and page number kept
+        "other_language": urlencode(
+            [(k, v) for k, v in request.query.items() if k != "lang"] + [("lang", "en" if lang == "de" else "de")]
+        ),
     }
     response = aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status)
     response.headers["Cache-Control"] = "no-store"  # residents' texts: never in a shared cache
