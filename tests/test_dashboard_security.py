@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.app import Kiezstimme
 from bot.storage.models import AdminSession, AdminUser, AuditEntry
-from tests.dashboard_helpers import ACCOUNTS, PASSWORD, add_accounts, as_role, csrf, csrf_from, sign_in
+from tests.dashboard_helpers import ACCOUNTS, PASSWORD, add_accounts, as_role, axe_violations, csrf, csrf_from, sign_in
 from tests.test_cli import run
 
 PARAM = re.compile(r"\{[^}]+\}")
@@ -210,3 +210,42 @@ async def test_the_language_switch_keeps_the_page_and_its_filters(http: TestClie
         async with viewer.get("/admin/ideas?status=new&lang=en") as resp:
             html = await resp.text()
         assert 'href="?status=new&amp;lang=de"' in html and '<html lang="en">' in html
+
+
+# --- in Chromium ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_signing_in_and_out_in_the_browser(page, http: TestClient, kz: Kiezstimme) -> None:  # type: ignore[no-untyped-def]
+    await add_accounts(kz)
+    await page.set_viewport_size({"width": 360, "height": 740})
+    await page.goto(str(http.make_url("/admin/ideas")))  # not signed in: to the sign-in page
+    assert page.url.endswith("/admin/login")
+    assert await page.get_attribute("html", "lang") == "de"  # the browser's language (de-DE)
+    assert await axe_violations(page) == []
+    # keyboard only, a wrong password first: told so, in an alert, the e-mail kept
+    await page.get_by_label("E-Mail-Adresse").fill(ACCOUNTS["moderator"])
+    await page.get_by_label("Passwort").fill("not the password at all")
+    await page.keyboard.press("Enter")
+    await page.get_by_role("alert").wait_for()
+    assert "falsch" in await page.get_by_role("alert").inner_text()
+    assert await page.get_by_label("E-Mail-Adresse").input_value() == ACCOUNTS["moderator"]
+    assert await axe_violations(page) == []
+    await page.get_by_label("Passwort").fill(PASSWORD)
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/admin/")
+    assert await page.get_by_role("heading", level=1).inner_text() == "Übersicht"
+    # a moderator's navigation has no broadcasts; the page fits a phone
+    nav = await page.get_by_role("navigation").inner_text()
+    assert "Ideen" in nav and "Rundsendungen" not in nav
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert await axe_violations(page) == []
+    await page.get_by_role("link", name="English").click()
+    assert await page.get_by_role("heading", level=1).inner_text() == "Dashboard"
+    assert await axe_violations(page) == []
+    # the cookie is not readable by scripts
+    assert "kz_admin" not in await page.evaluate("document.cookie")
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url("**/admin/login")
+    await page.goto(str(http.make_url("/admin/")))
+    assert page.url.endswith("/admin/login")
