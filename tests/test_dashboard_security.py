@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from bot.app import Kiezstimme
@@ -249,3 +250,33 @@ async def test_signing_in_and_out_in_the_browser(page, http: TestClient, kz: Kie
     await page.wait_for_url("**/admin/login")
     await page.goto(str(http.make_url("/admin/")))
     assert page.url.endswith("/admin/login")
+
+
+# --- the secret key ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_embedded_default_generates_its_secret_key_once(db: object, database_url: str, tmp_path: Path) -> None:
+    from bot.app import build
+    from bot.web.admin.core import SECRET_FILE, resolve_secret_key
+    from tests.conftest import make_settings
+
+    first = resolve_secret_key(build(make_settings(database_url, tmp_path)))
+    path = tmp_path / SECRET_FILE  # next to the database file, in data/ on the default
+    assert path.exists() and path.stat().st_mode & 0o777 == 0o600
+    assert resolve_secret_key(build(make_settings(database_url, tmp_path))) == first  # kept across restarts
+    given = resolve_secret_key(build(make_settings(database_url, tmp_path, secret_key=SecretStr("from-the-env"))))
+    assert given == b"from-the-env"
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_secret_key_is_derived_from_the_data_key(tmp_path: Path) -> None:
+    from bot.app import build
+    from bot.web.admin.core import resolve_secret_key
+    from tests.conftest import TEST_DATA_KEY, make_settings, postgres_url
+
+    kz = build(make_settings(postgres_url(), tmp_path))
+    derived = resolve_secret_key(kz)
+    assert len(derived) == 32 and derived != TEST_DATA_KEY.encode()
+    assert resolve_secret_key(build(make_settings(postgres_url(), tmp_path))) == derived  # every process the same
+    assert not list(tmp_path.glob("*.key"))  # nothing written
