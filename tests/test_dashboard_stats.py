@@ -467,3 +467,15 @@ def test_flows_check_refuses_wrong_reference_figures(tmp_path: Path) -> None:
     reference.write_text(reference.read_text(encoding="utf-8").replace("mitte: 397100", "mitte: lots"), "utf-8")
     checked = run(["flows", "check"], env)
     assert checked.returncode == 1 and "mitte: 'lots' is not a whole number" in checked.stdout
+
+
+def test_small_counts_get_whole_number_ticks() -> None:
+    import pygal
+
+    from bot.web.admin.stats_figures import chart
+
+    ticks = re.compile(r">(\d+(?:\.\d+)?)</text>")
+    counts = set(ticks.findall(chart(pygal.StackedBar, "People", ["Mon", "Tue"], {"a": [2, 1], "b": [1, None]})))
+    assert {"0", "1", "2", "3"} <= counts and not any("." in t for t in counts)
+    shares = set(ticks.findall(chart(pygal.Bar, "Shares", ["x"], {"a": [0.4]})))  # not counts: left to pygal
+    assert any("." in t for t in shares)

@@ -161,6 +161,13 @@ def _short(label: str, most: int = 40) -> str:
 def chart(kind: type[Any], title: str, labels: list[str], series: dict[str, list[Any]], **config: Any) -> str:
     """A pygal chart as inline SVG: no script, no style attributes, no shared ids."""
     horizontal = kind in (pygal.HorizontalBar, pygal.HorizontalStackedBar)
+    values = [v for vs in series.values() for v in vs if v is not None]
+    if values and "y_labels" not in config and all(isinstance(v, int) for v in values):
+        stacked = kind in (pygal.StackedBar, pygal.HorizontalStackedBar)
+        columns = zip(*series.values(), strict=False)
+        top = max(sum(v or 0 for v in c) for c in columns) if stacked else max(values)
+        if top <= 10:  # counts of people: whole-number ticks, not 0.2, 0.4, …
+            config["y_labels"] = list(range(0, top + 1))
     height = max(320, 140 + 34 * len(labels) + 24 * len(series)) if horizontal else 420
     drawn = kind(
         js=[],
