@@ -429,6 +429,18 @@ async def test_the_cli_broadcast_is_in_the_dashboards_list(
     async with as_role(http, kz, "organiser") as session, session.get("/admin/broadcasts?lang=en") as resp:
         listing = await resp.text()
     assert "<td>cli</td>" in listing and "العربية" in listing
+    # --source: only residents who arrived through that way (here: a partner's code)
+    async with kz.db.transaction() as conn:
+        await conn.execute(
+            update(Resident)
+            .where(Resident.id == select(func.min(Resident.id)).scalar_subquery())
+            .values(source="partner:K7QX2M")
+        )
+    by_source = argparse.Namespace(
+        **{**vars(args), "text": ["de=Danke an die Nachbarn.", "ar=شكرا"], "source": ["partner:K7QX2M"]}
+    )
+    assert await broadcast(make_settings(database_url, tmp_path), by_source) == 0
+    assert await count(kz.db, OutboundMessage) == 3  # one more: the partner's resident only
 
 
 # --- in Chromium ------------------------------------------------------------------------------------

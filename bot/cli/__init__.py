@@ -48,6 +48,9 @@ def _add_broadcast(sub: _Commands) -> None:
     command.add_argument("--language", action="append")
     command.add_argument("--district", action="append")
     command.add_argument("--topic", action="append", help="residents whose ideas have this topic")
+    command.add_argument(
+        "--source", action="append", help="residents who arrived this way (a campaign, or partner:CODE)"
+    )
     command.add_argument("--dry-run", action="store_true", help="show the audience and cost; send nothing")
     command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     command.add_argument("--key", help="idempotency key (default: derived from texts and audience)")

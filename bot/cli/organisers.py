@@ -103,6 +103,7 @@ def _audience(args: argparse.Namespace) -> Audience:
         languages=tuple(args.language or ()),
         districts=tuple(args.district or ()),
         topics=tuple(args.topic or ()),
+        sources=tuple(getattr(args, "source", None) or ()),
     )
 
 
