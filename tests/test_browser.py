@@ -248,11 +248,11 @@ async def test_after_delete_the_tab_forgets_the_conversation(page, http: TestCli
 async def test_the_chat_page_passes_axe_core(page, http: TestClient) -> None:  # type: ignore[no-untyped-def]
     from tests.dashboard_helpers import axe_violations
 
+    await page.goto(str(http.make_url("/?lang=ar")))  # right to left
+    assert await page.get_attribute("html", "dir") == "rtl"
+    assert await axe_violations(page) == []
     await page.goto(str(http.make_url("/?lang=de")))
     assert await axe_violations(page) == []
     await page.get_by_role("button", name="Chat beginnen").click()
     await page.get_by_role("button", name="Ja, einverstanden").wait_for()
     assert await axe_violations(page) == []  # with a conversation and its choices
-    await page.goto(str(http.make_url("/?lang=ar")))  # right to left
-    assert await page.get_attribute("html", "dir") == "rtl"
-    assert await axe_violations(page) == []
