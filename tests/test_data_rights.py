@@ -53,7 +53,7 @@ async def test_data_on_the_web_chat(stack: Stack) -> None:
     replies = await say("DATEN")
     report = "\n".join(replies)
     assert_data_report(report, await reference_of(stack))
-    assert "Web chat" in report
+    assert "Web-Chat" in report  # the channel named in the resident's language
     assert "data-client" not in report  # the address itself is never shown back
 
 
@@ -126,3 +126,17 @@ def test_after_agreeing_again_the_resident_is_back_where_they_were() -> None:
     assert talk.node == "main.consent"
     talk.send("ja")
     assert talk.node == "idea.topic"  # the question they were at, again
+
+
+def test_the_channels_are_listed_in_the_residents_language() -> None:
+    from bot.conversation import texts as M
+    from bot.conversation.render import format_value
+    from bot.conversation.step import Msg
+    from tests.helpers import shipped
+
+    _, catalogs = shipped()
+    channels = ("Telegram", Msg(M.CHANNEL_WEBCHAT))
+    assert format_value(catalogs.get("de"), channels) == "Telegram und Web-Chat"
+    assert format_value(catalogs.get("en"), channels) == "Telegram and web chat"
+    arabic = format_value(catalogs.get("ar"), channels)
+    assert "الدردشة على الموقع" in arabic and "web chat" not in arabic

@@ -76,7 +76,7 @@ def lines(flows: FlowSet, data: PersonalData, language: str, zone: tzinfo) -> li
     if data.source:
         out.append(line(M.DATA_SOURCE, source=data.source))
     if data.channels:
-        out.append(line(M.DATA_CHANNELS, channels=", ".join(_channel_name(c) for c in data.channels)))
+        out.append(line(M.DATA_CHANNELS, channels=tuple(_channel_name(c) for c in data.channels)))
     for idea in data.ideas:
         text = idea.text or Msg(M.PHOTO_PLACEHOLDER if idea.has_media else M.NONE_GIVEN)
         status = Msg(STATUS.get(idea.status, M.STATUS_NEW))
@@ -107,6 +107,12 @@ def _label(flows: FlowSet, kind: str, value: str | None) -> Msg | str:
     return Msg(found) if found is not None else value
 
 
-def _channel_name(channel: str) -> str:
-    """Channel names as residents know them (brand names are not translated)."""
-    return {"telegram": "Telegram", "sms": "SMS", "whatsapp": "WhatsApp", "webchat": "Web chat"}.get(channel, channel)
+def _channel_name(channel: str) -> str | Msg:
+    """Channel names as residents know them (brand names are not translated; the web chat is)."""
+    names: dict[str, str | Msg] = {
+        "telegram": "Telegram",
+        "sms": "SMS",
+        "whatsapp": "WhatsApp",
+        "webchat": Msg(M.CHANNEL_WEBCHAT),
+    }
+    return names.get(channel, channel)

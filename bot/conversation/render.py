@@ -21,6 +21,7 @@ from datetime import date, datetime
 from typing import Any
 
 from babel.dates import format_date, format_time, get_datetime_format
+from babel.lists import format_list
 from babel.numbers import format_decimal
 
 from bot.conversation.i18n import Catalogs, Translator
@@ -56,6 +57,8 @@ def format_value(tr: Translator, value: Any) -> str:
         if not value.params:
             return template
         return _fill(tr, template, value.msgid, dict(value.params))
+    if isinstance(value, tuple):  # a list, joined as the language joins lists ("A, B und C")
+        return format_list([format_value(tr, v) for v in value], locale=locale)
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, (int, float)):
