@@ -24,7 +24,7 @@ from bot.participation import broadcasts as bc
 from bot.storage.accounts import Account
 from bot.storage.audience import AudienceRepository
 from bot.storage.broadcasts import BroadcastRecord, BroadcastRepository, known_sources
-from bot.web.admin.core import DASHBOARD, N_, gettext, page, render, translator, ui_language, wants_json
+from bot.web.admin.core import DASHBOARD, N_, channel_label, gettext, page, render, translator, ui_language, wants_json
 from channels.registry import capabilities
 
 FILTERS = ("language", "channel", "district", "topic", "source")  # the form's names (INTERFACES.md)
@@ -34,13 +34,6 @@ FILTER_LABELS = {
     "district": N_("District (of their ideas)"),
     "topic": N_("Topic (of their ideas)"),
     "source": N_("Came through (campaign or partner)"),
-}
-CHANNEL_LABELS = {  # names of products stay as they are
-    "telegram": "Telegram",
-    "sms": "SMS",
-    "whatsapp": "WhatsApp",
-    "webchat": N_("Web chat"),
-    "console": N_("Console"),
 }
 STAGE_LABELS = {
     "queued": N_("queued"),
@@ -57,10 +50,6 @@ EASY_SUFFIX = "-x-ls"  # Leichte Sprache (BCP 47 private use): never replaced by
 
 def _kz(request: web.Request) -> Kiezstimme:
     return request.app[DASHBOARD].kz
-
-
-def _channel_label(request: web.Request, channel: str) -> str:
-    return gettext(request, CHANNEL_LABELS[channel]) if channel in CHANNEL_LABELS else channel
 
 
 def _local(kz: Kiezstimme, when: datetime | None) -> str:
@@ -115,7 +104,7 @@ async def _choices(request: web.Request) -> dict[str, list[tuple[str, str]]]:
     tr = kz.catalogs.get(ui_language(request))
     return {
         "language": [(lang.code, lang.name) for lang in kz.flows.languages],
-        "channel": [(c, _channel_label(request, c)) for c in kz.channels.bulk_targets()],
+        "channel": [(c, channel_label(request, c)) for c in kz.channels.bulk_targets()],
         "district": [(o.id, tr.gettext(o.label)) for o in kz.flows.options.get("districts", ()) if o.id != "none"],
         "topic": [(o.id, tr.gettext(o.label)) for o in kz.flows.options.get("topics", ())],
         "source": await known_sources(kz.db),
@@ -247,7 +236,7 @@ def _renderings(request: web.Request, preview: bc.DryRun, draft: Draft) -> list[
         out.append(
             {
                 "channel": channel,
-                "label": _channel_label(request, channel),
+                "label": channel_label(request, channel),
                 "billed": caps.units is not None,
                 "texts": texts,
                 "window": window,
@@ -283,7 +272,7 @@ async def _preview(request: web.Request, draft: Draft) -> web.Response:
             **r,
             "name": names.get(r["language"], r["language"]),
             "text_name": names.get(r["text_language"], r["text_language"]),
-            "label": _channel_label(request, r["channel"]),
+            "label": channel_label(request, r["channel"]),
             "money": _money(request, r["cost"]) if "cost" in r else "",
         }
         for r in preview.rows
@@ -411,7 +400,7 @@ async def detail(request: web.Request, who: Account) -> web.StreamResponse:
             headers={"Cache-Control": "no-store"},
         )
     channels = [
-        {"label": _channel_label(request, channel), "channel": channel, "stages": stages}
+        {"label": channel_label(request, channel), "channel": channel, "stages": stages}
         for channel, stages in sorted(progress.channels.items())
     ]
     tr = translator(request)

@@ -61,6 +61,14 @@ def N_(message: str) -> str:
 
 
 ROLE_LABELS = {"viewer": N_("viewer"), "moderator": N_("moderator"), "organiser": N_("organiser")}
+# channels' display names on every page (product names stay as they are; another channel shows by its name)
+CHANNEL_LABELS = {
+    "telegram": "Telegram",
+    "sms": "SMS",
+    "whatsapp": "WhatsApp",
+    "webchat": N_("web chat"),
+    "console": N_("terminal"),  # (the msgid must not be a channel's name: see test_architecture)
+}
 
 
 # --- the secret key -------------------------------------------------------------------------
@@ -166,6 +174,19 @@ def ui_language(request: web.Request) -> str:
 def translator(request: web.Request) -> NullTranslations:
     dash = request.app[DASHBOARD]
     return dash.translations.get(ui_language(request)) or dash.translations["en"]
+
+
+def keep_language(request: web.Request, path: str, **params: str) -> str:
+    """``path`` with ``params``, and the UI language when this request chose it with ``?lang=``
+    (a redirect after a form keeps the page in the language it was shown in)."""
+    wanted = request.query.get("lang")
+    query = {"lang": wanted, **params} if wanted in UI_LANGUAGES else params
+    return f"{path}?{urlencode(query)}" if query else path
+
+
+def channel_label(request: web.Request, name: str) -> str:
+    label = CHANNEL_LABELS.get(name)
+    return gettext(request, label) if label else name
 
 
 def gettext(request: web.Request, msgid: str, **params: Any) -> str:

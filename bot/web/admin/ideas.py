@@ -16,7 +16,7 @@ from bot.participation.reminders import set_idea_status
 from bot.storage.accounts import Account
 from bot.storage.moderation import STATUSES, FeedbackFilter, IdeaFilter, ModerationRepository
 from bot.values import MEDIA_TYPES
-from bot.web.admin.core import DASHBOARD, audit, gettext, page, render
+from bot.web.admin.core import DASHBOARD, audit, gettext, keep_language, page, render
 from bot.web.admin.ideas_labels import Labels
 
 PER_PAGE = 50
@@ -218,9 +218,7 @@ async def idea_moderate(request: web.Request, who: Account) -> web.StreamRespons
     notices = await _moderate(request, reference, status, form.get("notify") == "on", note, internal)
     if notices is None:
         return render(request, "idea-missing.html", {"reference": reference}, status=404)
-    lang = {"lang": request.query["lang"]} if request.query.get("lang") in ("de", "en") else {}
-    query = urlencode({**lang, "saved": "1", "notified": str(notices)})
-    raise web.HTTPSeeOther(f"/admin/ideas/{reference}?{query}")
+    raise web.HTTPSeeOther(keep_language(request, f"/admin/ideas/{reference}", saved="1", notified=str(notices)))
 
 
 # --- residents' media ------------------------------------------------------------------------------
@@ -367,8 +365,7 @@ async def feedback_moderate(request: web.Request, who: Account) -> web.StreamRes
     internal = str(form.get("internal_note", ""))[:4000]
     if not await _feedback_change(request, [feedback_id], status, internal):
         raise web.HTTPNotFound()
-    lang = {"lang": request.query["lang"]} if request.query.get("lang") in ("de", "en") else {}
-    raise web.HTTPSeeOther(f"/admin/feedback/{feedback_id}?{urlencode({**lang, 'saved': '1'})}")
+    raise web.HTTPSeeOther(keep_language(request, f"/admin/feedback/{feedback_id}", saved="1"))
 
 
 def add_routes(app: web.Application) -> None:

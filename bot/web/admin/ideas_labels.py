@@ -12,19 +12,11 @@ from aiohttp import web
 from bot.app import Kiezstimme
 from bot.conversation.i18n import Translator
 from bot.storage.moderation import NO_DISTRICT, STATUSES
-from bot.web.admin.core import DASHBOARD, N_, gettext, ui_language
+from bot.web.admin.core import DASHBOARD, N_, channel_label, gettext, ui_language
 from channels import registry
 
 STATUS_LABELS = {"new": N_("new"), "approved": N_("approved"), "hidden": N_("hidden"), "spam": N_("spam")}
 RATING_LABELS = {"agree": N_("agrees"), "disagree": N_("disagrees"), "unsure": N_("not sure")}
-# display names; the channels themselves come from the registry (a new channel shows by its name)
-CHANNEL_LABELS = {
-    "telegram": "Telegram",
-    "sms": "SMS",
-    "whatsapp": "WhatsApp",
-    "webchat": N_("web chat"),
-    "console": N_("terminal"),
-}
 
 
 @dataclass
@@ -61,8 +53,7 @@ class Labels:
         return f"{lang.name} ({code})" if lang else code
 
     def channel(self, value: str) -> str:
-        label = CHANNEL_LABELS.get(value)
-        return gettext(self.request, label) if label else value
+        return channel_label(self.request, value)
 
     def status(self, value: str) -> str:
         return gettext(self.request, STATUS_LABELS[value]) if value in STATUS_LABELS else value

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bot.storage.accounts import Account
 from bot.storage.partners import KINDS, OutreachPartner, PartnerRepository
-from bot.web.admin.core import DASHBOARD, N_, audit, gettext, page, render, ui_language
+from bot.web.admin.core import DASHBOARD, N_, audit, gettext, keep_language, page, render, ui_language
 from channels import registry
 from channels.registry import EntryPoint
 
@@ -67,11 +67,6 @@ def _labels(request: web.Request) -> dict[str, Any]:
     }
 
 
-def _with_lang(request: web.Request, path: str) -> str:
-    wanted = request.query.get("lang")
-    return f"{path}?lang={wanted}" if wanted in ("de", "en") else path
-
-
 async def _form(request: web.Request) -> tuple[dict[str, str], list[str]]:
     """The partner form's values and what is wrong with them (translated)."""
     form = await request.post()
@@ -97,7 +92,7 @@ async def partner_list(request: web.Request, who: Account) -> web.StreamResponse
 
 async def _list_page(request: web.Request, values: dict[str, str], errors: list[str]) -> web.Response:
     reach = await _repo(request).reach()
-    context = {"reach": reach, "values": values, "errors": errors, "action": _with_lang(request, "/admin/partners")}
+    context = {"reach": reach, "values": values, "errors": errors, "action": keep_language(request, "/admin/partners")}
     return render(request, "partners.html", context | _labels(request), status=400 if errors else 200)
 
 
@@ -109,7 +104,7 @@ async def partner_create(request: web.Request, who: Account) -> web.StreamRespon
     dash = request.app[DASHBOARD]
     partner = await _repo(request).create(values["name"], values["kind"], values["district"] or None, dash.now())
     await audit(request, "partner.create", partner.code, values)
-    raise web.HTTPSeeOther(_with_lang(request, f"/admin/partners/{partner.id}"))
+    raise web.HTTPSeeOther(keep_language(request, f"/admin/partners/{partner.id}"))
 
 
 async def _partner(request: web.Request) -> OutreachPartner:
@@ -134,7 +129,7 @@ async def _detail_page(
         "entries": entry_points(settings, partner),
         "values": values or {"name": partner.name, "kind": partner.kind, "district": partner.district or ""},
         "errors": errors,
-        "action": _with_lang(request, f"/admin/partners/{partner.id}"),
+        "action": keep_language(request, f"/admin/partners/{partner.id}"),
     }
     return render(request, "partner.html", context | _labels(request), status=400 if errors else 200)
 
@@ -147,7 +142,7 @@ async def partner_update(request: web.Request, who: Account) -> web.StreamRespon
         return await _detail_page(request, partner, values, errors)
     await _repo(request).update(partner.id, values["name"], values["kind"], values["district"] or None)
     await audit(request, "partner.update", partner.code, values)
-    raise web.HTTPSeeOther(_with_lang(request, f"/admin/partners/{partner.id}"))
+    raise web.HTTPSeeOther(keep_language(request, f"/admin/partners/{partner.id}"))
 
 
 @page("viewer")

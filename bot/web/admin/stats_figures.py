@@ -24,7 +24,7 @@ from pygal.style import Style
 
 from bot.participation.reference import ReferenceFigures, ReferenceTable
 from bot.storage.statistics import Statistics
-from bot.web.admin.core import DASHBOARD, N_, gettext, ui_language
+from bot.web.admin.core import DASHBOARD, N_, channel_label, gettext, ui_language
 
 MIN_GROUP = 5  # a figure about fewer residents than this could single someone out
 
@@ -84,14 +84,6 @@ class Section:
 
 # --- words, numbers, charts ---------------------------------------------------------------------
 
-CHANNEL_LABELS = {
-    "telegram": "Telegram",
-    "sms": "SMS",
-    "whatsapp": "WhatsApp",
-    "webchat": N_("web chat"),
-    "console": N_("terminal"),  # (the msgid must not be a channel's name: see test_architecture)
-}
-
 
 class Words:
     """Labels and numbers in the UI language of one request."""
@@ -133,8 +125,7 @@ class Words:
     def channel(self, name: str | None) -> str:
         if not name:
             return self._("unknown")
-        label = CHANNEL_LABELS.get(name)
-        return self._(label) if label else name
+        return channel_label(self.request, name)
 
     def number(self, n: int | float) -> str:
         return format_decimal(n, locale=self.lang)
