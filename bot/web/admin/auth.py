@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 from aiohttp import web
@@ -68,14 +69,16 @@ async def login(request: web.Request) -> web.StreamResponse:
     account = await dash.accounts.by_email(email) if email else None
     ok = False
     try:
-        ok = dash.hasher.verify(account.password_hash if account else _DUMMY_HASH, password)
+        # argon2 takes tens of milliseconds of CPU on purpose: in a thread, so webhooks are
+        # acknowledged meanwhile
+        ok = await asyncio.to_thread(dash.hasher.verify, account.password_hash if account else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or account is None:
         await dash.accounts.record_failure(keys, now, now - THROTTLE_WINDOW)
         return _login_page(request, email, gettext(request, "E-mail address or password is wrong."), status=401)
     if dash.hasher.check_needs_rehash(account.password_hash):
-        await dash.accounts.set_password_hash(account.id, dash.hasher.hash(password))
+        await dash.accounts.set_password_hash(account.id, await asyncio.to_thread(dash.hasher.hash, password))
     await dash.accounts.clear_failures(keys[0])
     token = new_token()
     await dash.accounts.open_session(dash.session_id(token), account.id, now, SESSION_LIFETIME)
