@@ -8,6 +8,7 @@ stable pseudonym (and not at all in the import shapes)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import html
 import json
@@ -252,15 +253,17 @@ def write_records(records: list[dict[str, Any]], fields: tuple[str, ...], fmt: s
 
 async def export_ideas(db: Database, settings: Settings, fmt: str, out: TextIO, labels: Labels | None = None) -> int:
     """Every idea as CSV or JSON; ``adhocracy4`` and ``decidim``: the published-to-be ones
-    (new and approved) in that platform's import shape, as JSON. The number written."""
+    (new and approved) in that platform's import shape, as JSON. The number written.
+    Written in a thread: thousands of records are CPU work the web process's loop must not wait on."""
     labels = labels or Labels.load(settings)
     records = await idea_records(db, settings, labels)
     if fmt == "adhocracy4":
-        return write_records(adhocracy4_ideas(records), (), "json", out)
+        return await asyncio.to_thread(write_records, adhocracy4_ideas(records), (), "json", out)
     if fmt == "decidim":
-        return write_records(decidim_proposals(records, labels.language), (), "json", out)
-    return write_records(records, IDEA_FIELDS, fmt, out)
+        return await asyncio.to_thread(write_records, decidim_proposals(records, labels.language), (), "json", out)
+    return await asyncio.to_thread(write_records, records, IDEA_FIELDS, fmt, out)
 
 
 async def export_feedback(db: Database, settings: Settings, fmt: str, out: TextIO, labels: Labels | None = None) -> int:
-    return write_records(await feedback_records(db, settings, labels), FEEDBACK_FIELDS, fmt, out)
+    records = await feedback_records(db, settings, labels)
+    return await asyncio.to_thread(write_records, records, FEEDBACK_FIELDS, fmt, out)

@@ -9,6 +9,8 @@ The figures are counted in the database (:mod:`bot.storage.statistics`) and draw
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from bot.participation.reference import REFERENCE_FILE, ReferenceError, ReferenceFigures, load_reference
@@ -52,11 +54,14 @@ async def stats_page(request: web.Request, who: Account) -> web.StreamResponse:
     stats = await collect(kz.db, window)
     reference, problems = reference_figures(request)
     phases = [(p.id, words.flows_tr.gettext(p.name)) for p in kz.flows.process.phases]
+    # drawing the charts takes CPU (about 90 ms for the page): in a thread, so webhooks are
+    # acknowledged meanwhile
+    drawn = await asyncio.to_thread(sections, words, stats, reference, kz.settings.zone)
     return render(
         request,
         "stats.html",
         {
-            "sections": sections(words, stats, reference, kz.settings.zone),
+            "sections": drawn,
             "phases": phases,
             "phase": phase_id,
             "reference_problems": problems,
