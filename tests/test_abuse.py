@@ -33,6 +33,7 @@ from bot.storage.db import Database
 from bot.storage.models import InboundMessage, OutboundMessage, Resident
 from bot.web import guards
 from bot.web.app import make_app
+from tests import test_channels
 from tests.conftest import OPEN_FLOWS, Clock
 from tests.fakes.telegram import FakeTelegram, make_text_update
 from tests.fakes.twilio import FakeTwilio, inbound_sms_params, sign, status_callback_params
@@ -84,15 +85,9 @@ async def running(
 ) -> AsyncIterator[Stack]:
     """The bot as ``serve`` runs it (webhooks, inbox, sender), with the given variables."""
     tg, tw = fakes
-    kz = build(load_settings(_env(database_url, tmp_path, tg, tw, **env)), clock=clock, db=db)
-    client = TestClient(TestServer(make_app(kz, background=True), host="127.0.0.1"))
-    await client.start_server()
-    try:
-        yield Stack(kz, client, tg, tw, clock)
-    finally:
-        await client.close()
-        await kz.sender.stop()
-        await kz.channels.close()
+    settings = load_settings(_env(database_url, tmp_path, tg, tw, **env))
+    async with test_channels.running(settings, db, clock, tg, tw) as stack:
+        yield stack
 
 
 def metric(stack: Stack, name: str, **labels: str) -> float:

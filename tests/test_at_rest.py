@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from bot.app import build
 from bot.cli.privacy_keys import rotate_key
 from bot.config import ConfigError, Settings, load_settings
 from bot.participation import broadcasts
@@ -40,7 +39,6 @@ from bot.storage.media import MediaStore
 from bot.storage.models import ChannelIdentity, InboundMessage, OutboundMessage, Resident
 from bot.storage.outbox import OutboxRepository
 from bot.storage.residents import ResidentRepository
-from bot.web.app import make_app
 from tests import test_channels as live
 from tests.conftest import OPEN_FLOWS, PG_ADMIN_URL, TEST_DATA_KEY, Clock, _truncate
 from tests.fakes.telegram import FakeTelegram
@@ -204,17 +202,8 @@ def _settings(database_url: str, tmp_path: Path, tg: FakeTelegram, tw: FakeTwili
 @contextlib.asynccontextmanager
 async def running(settings: Settings, tg: FakeTelegram, tw: FakeTwilio, clock: Clock) -> AsyncIterator[Stack]:
     """The whole bot as ``serve`` runs it (a process of its own: its own Database)."""
-    kz = build(settings, clock=clock)
-    await kz.db.migrate()
-    client = TestClient(TestServer(make_app(kz, background=True), host="127.0.0.1"))
-    await client.start_server()
-    try:
-        yield Stack(kz, client, tg, tw, clock)
-    finally:
-        await client.close()
-        await kz.sender.stop()
-        await kz.channels.close()
-        await kz.db.dispose()
+    async with live.running(settings, None, clock, tg, tw) as stack:
+        yield stack
 
 
 @pytest.fixture

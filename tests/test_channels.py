@@ -5,6 +5,7 @@ PostgreSQL, with the outbox sender running as in ``serve``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -19,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, insert, select
 
 from bot.app import Kiezstimme, build
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.storage.db import Database
 from bot.storage.models import ChannelIdentity, Idea, InboundMessage, OutboundMessage, Resident
 from bot.web.app import make_app
@@ -136,15 +137,12 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 
         await asyncio.sleep(0.02)
 
 
-@pytest_asyncio.fixture
-async def stack(
-    fakes: tuple[FakeTelegram, FakeTwilio], db: Database, database_url: str, tmp_path: Path, clock: Clock
-) -> AsyncIterator[Stack]:
-    tg, tw = fakes
+def stack_settings(database_url: str, tmp_path: Path, tg: FakeTelegram, tw: FakeTwilio, **extra: str) -> Settings:
+    """Every channel set up against the fakes, no rate limits (``extra``: more variables)."""
     flows = tmp_path / "flows"
     shutil.copytree(OPEN_FLOWS, flows)
     (flows / "whatsapp.yaml").write_text("templates:\n  de: HX00000000000000000000000000000de0\n", encoding="utf-8")
-    settings = load_settings(
+    return load_settings(
         {
             "DATABASE_URL": database_url,
             "DATA_KEY": TEST_DATA_KEY,
@@ -164,17 +162,44 @@ async def stack(
             "SMS_SEGMENTS_PER_S": "0",
             "WHATSAPP_RATE_PER_S": "0",
             "WEBCHAT_NEW_CLIENTS_PER_HOUR": "0",  # corpora start many web chats from one address
+            **extra,
         }
     )
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings,
+    db: Database | None,
+    clock: Clock,
+    tg: FakeTelegram,
+    tw: FakeTwilio,
+    kind: type[Stack] = Stack,
+) -> AsyncIterator[Stack]:
+    """The bot as ``serve`` runs it (web app, inbox processing, senders) with its fakes; with
+    ``db`` None as a process of its own (its own Database, migrated, closed at the end)."""
     kz = build(settings, clock=clock, db=db)
+    if db is None:
+        await kz.db.migrate()
     client = TestClient(TestServer(make_app(kz, background=True), host="127.0.0.1"))
     await client.start_server()
     try:
-        yield Stack(kz, client, tg, tw, clock)
+        yield kind(kz, client, tg, tw, clock)
     finally:
         await client.close()
         await kz.sender.stop()
         await kz.channels.close()
+        if db is None:
+            await kz.db.dispose()
+
+
+@pytest_asyncio.fixture
+async def stack(
+    fakes: tuple[FakeTelegram, FakeTwilio], db: Database, database_url: str, tmp_path: Path, clock: Clock
+) -> AsyncIterator[Stack]:
+    tg, tw = fakes
+    async with running(stack_settings(database_url, tmp_path, tg, tw), db, clock, tg, tw) as running_stack:
+        yield running_stack
 
 
 def texts(tg: FakeTelegram, chat: int) -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,21 +16,19 @@ import aiohttp
 import pytest
 import pytest_asyncio
 import segno
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from bot.app import Kiezstimme, build
-from bot.config import load_settings
+from bot.app import Kiezstimme
 from bot.storage.db import Database
 from bot.storage.models import AuditEntry, Idea, Partner, Resident
 from bot.storage.partners import CODE_ALPHABET, PartnerRepository, linked_code, new_code, typed_code
 from bot.web.admin.partners import qr_svg
-from bot.web.app import make_app
-from tests.conftest import OPEN_FLOWS, TEST_DATA_KEY, Clock
+from tests.conftest import Clock
 from tests.dashboard_helpers import add_accounts, as_role, axe_violations, browser_sign_in, csrf
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.twilio import FakeTwilio, sign
-from tests.test_channels import IDEA, SECRET, SMS_FROM, TOKEN, WA_FROM, Stack
+from tests.test_channels import IDEA, SMS_FROM, TOKEN, WA_FROM, Stack, running, stack_settings
 
 BOT = "kiezstimme_test_bot"
 # http: the dashboard's session cookie is Secure on an https PUBLIC_URL, and the test client
@@ -57,40 +54,11 @@ async def stack(db: Database, database_url: str, tmp_path: Path, clock: Clock) -
     """The bot with fake Telegram and Twilio, every channel set up (the bot's Telegram name too)."""
     os.environ.pop("TWILIO_REGION", None)
     os.environ.pop("TWILIO_EDGE", None)
-    flows = tmp_path / "flows"
-    shutil.copytree(OPEN_FLOWS, flows)
     async with FakeTelegram(token=TOKEN) as tg, FakeTwilio() as tw:
-        settings = load_settings(
-            {
-                "DATABASE_URL": database_url,
-                "DATA_KEY": TEST_DATA_KEY,
-                "PUBLIC_URL": PUBLIC,
-                "FLOWS_DIR": str(flows),
-                "MEDIA_DIR": str(tmp_path / "media"),
-                "TELEGRAM_BOT_TOKEN": TOKEN,
-                "TELEGRAM_WEBHOOK_SECRET": SECRET,
-                "TELEGRAM_API_BASE_URL": tg.root,
-                "TELEGRAM_BOT_USERNAME": BOT,
-                "TWILIO_ACCOUNT_SID": tw.account_sid,
-                "TWILIO_AUTH_TOKEN": tw.auth_token,
-                "TWILIO_SMS_FROM": SMS_FROM,
-                "TWILIO_WHATSAPP_FROM": WA_FROM,
-                "TWILIO_API_BASE_URL": tw.root,
-                "TELEGRAM_RATE_PER_S": "0",
-                "SMS_SEGMENTS_PER_S": "0",
-                "WHATSAPP_RATE_PER_S": "0",
-            }
-        )
-        kz = build(settings, clock=clock, db=db)
-        await add_accounts(kz)
-        client = TestClient(TestServer(make_app(kz, background=True), host="127.0.0.1"))
-        await client.start_server()
-        try:
-            yield PartnerStack(kz, client, tg, tw, clock)
-        finally:
-            await client.close()
-            await kz.sender.stop()
-            await kz.channels.close()
+        settings = stack_settings(database_url, tmp_path, tg, tw, PUBLIC_URL=PUBLIC, TELEGRAM_BOT_USERNAME=BOT)
+        async with running(settings, db, clock, tg, tw, PartnerStack) as partner_stack:
+            await add_accounts(partner_stack.kz)
+            yield partner_stack
 
 
 async def create(session: aiohttp.ClientSession, name: str, kind: str = "shelter", district: str = "") -> str:
